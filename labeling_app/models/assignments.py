@@ -1,0 +1,45 @@
+"""Assignments: an item (scenario) handed to one annotator under an expiring lock."""
+
+from django.conf import settings
+from django.db import models
+
+
+class Assignment(models.Model):
+    """One annotator's claim on one scenario.
+
+    The unique (scenario, annotator) pair is what guarantees an annotator never gets the same
+    item twice, even after their lock expired. An active assignment counts against the
+    campaign's overlap until ``expires_at``; after that the slot is free for someone else.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        COMPLETED = "completed", "Completed"
+        EXPIRED = "expired", "Expired"
+
+    scenario = models.ForeignKey(
+        "labeling_app.Scenario", on_delete=models.PROTECT, related_name="assignments"
+    )
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="assignments"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scenario", "annotator"], name="assignment_once_per_annotator"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["active", "completed", "expired"]),
+                name="assignment_status_valid",
+            ),
+        ]
+        indexes = [models.Index(fields=["scenario", "status", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.annotator} on {self.scenario_id} ({self.status})"

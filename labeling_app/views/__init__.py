@@ -1,0 +1,1 @@
+"""Views validate and translate; data changes go through ``labeling_app.actions``."""
