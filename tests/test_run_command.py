@@ -49,7 +49,8 @@ def test_serve_runs_site_and_worker_on_embedded_defaults(tmp_path):
             client = Celery("embedded-client", broker="filesystem://", backend=f"file://{var / 'results'}")
             queue = str(var / "broker" / "queue")
             client.conf.update(
-                broker_transport_options={"data_folder_in": queue, "data_folder_out": queue},
+                broker_transport_options={"data_folder_in": queue, "data_folder_out": queue,
+                                          "control_folder": str(var / "broker" / "control")},
                 task_serializer="json", accept_content=["json"], result_serializer="json",
                 task_default_queue="jobs",
             )
