@@ -24,9 +24,10 @@ class AgentVariant(models.Model):
     # (config.json + model.safetensors) on the workers' filesystem.
     checkpoint = models.CharField(max_length=500, default="default")
     audio_temperature = models.FloatField(default=1.0, validators=[MinValueValidator(0.01)])
-    visual_temperature = models.FloatField(default=1.0, validators=[MinValueValidator(0.0)])
+    visual_temperature = models.FloatField(default=1.0, validators=[MinValueValidator(0.01)])
     top_k = models.PositiveIntegerField(default=0, help_text="0 samples from the whole vocabulary.")
-    diffusion_steps = models.PositiveIntegerField(default=16, validators=[MinValueValidator(1)])
+    # Respaced denoising steps per frame; at least 2 so every step has a defined log-density.
+    diffusion_steps = models.PositiveIntegerField(default=10, validators=[MinValueValidator(2)])
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
     )
@@ -50,11 +51,11 @@ class AgentVariant(models.Model):
                 condition=models.Q(audio_temperature__gt=0), name="variant_audio_temperature_positive"
             ),
             models.CheckConstraint(
-                condition=models.Q(visual_temperature__gte=0),
-                name="variant_visual_temperature_nonnegative",
+                condition=models.Q(visual_temperature__gt=0),
+                name="variant_visual_temperature_positive",
             ),
             models.CheckConstraint(
-                condition=models.Q(diffusion_steps__gte=1), name="variant_diffusion_steps_positive"
+                condition=models.Q(diffusion_steps__gte=2), name="variant_diffusion_steps_min_2"
             ),
             models.CheckConstraint(
                 condition=models.Q(status__in=["draft", "active", "retired"]),

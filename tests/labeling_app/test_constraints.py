@@ -137,7 +137,9 @@ def test_variant_sampling_parameters_are_checked():
     with pytest.raises(IntegrityError), transaction.atomic():
         AgentVariant.objects.create(name="cold", audio_temperature=0)
     with pytest.raises(IntegrityError), transaction.atomic():
-        AgentVariant.objects.create(name="nostep", diffusion_steps=0)
+        AgentVariant.objects.create(name="onestep", diffusion_steps=1)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        AgentVariant.objects.create(name="frozen", visual_temperature=0)
 
 
 def test_history_is_never_cascaded_away():
