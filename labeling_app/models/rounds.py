@@ -96,6 +96,9 @@ class Candidate(models.Model):
     error = models.TextField(blank=True)
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Refreshed with every progress report; a running candidate whose heartbeat stopped belongs
+    # to a worker that died, and is queued again (see workers.sampling).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
