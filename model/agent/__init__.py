@@ -1,0 +1,12 @@
+"""The agent model G (the paper's "Body of Her" model) and how to sample it; see model.agent.model."""
+
+from model.agent.batch import AgentBatch
+from model.agent.config import AgentConfig
+from model.agent.model import AgentModel, AgentOutput, RolloutLogProbs
+from model.agent.sampling import FrameOutput, Rollout, SamplingParams, StreamingSession
+from model.agent.visual_tokens import PoseTokenizer, VisualTokenizer, make_visual_tokenizer
+
+__all__ = [
+    "AgentBatch", "AgentConfig", "AgentModel", "AgentOutput", "FrameOutput", "PoseTokenizer", "Rollout",
+    "RolloutLogProbs", "SamplingParams", "StreamingSession", "VisualTokenizer", "make_visual_tokenizer",
+]

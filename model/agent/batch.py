@@ -1,0 +1,107 @@
+"""The training / scoring batch of the agent model: both parties' tokens and the controls, per frame.
+
+Shapes (B clips, T video frames, R audio frames per video frame, S = T * R agent audio steps)::
+
+    agent_audio   (B, K, S)         long   agent codes in the delay pattern (special = codebook size)
+    agent_visual  (B, T, L2, D)     float  agent visual tokens
+    human_audio   (B, K, T * R)     long   human codes, not delayed; frame i conditions on frame i - 1
+    human_visual  (B, T, L2h, Dh)   float  human visual tokens; frame i conditions on frame i - 1
+    prompt        (B, P)            float  text prompt embedding
+    trajectory    (B, T, J * 3)     float  joint velocities wanted for the agent at frame i
+    identity      (B,)              long   identity index
+
+Each optional input is None when the whole batch lacks it; `present[name]` ((B,) or (B, T) bools)
+marks which clips or frames have it. Whatever is absent becomes that input's learned empty embedding.
+"""
+
+from dataclasses import dataclass, field
+
+import torch
+
+from model.agent.config import AgentConfig
+from model.agent.delay_pattern import build_delay_pattern
+
+OPTIONAL_INPUTS = ("human_audio", "human_visual", "prompt", "trajectory", "identity")
+
+
+@dataclass
+class AgentBatch:
+    agent_audio: torch.Tensor
+    agent_visual: torch.Tensor
+    human_audio: torch.Tensor | None = None
+    human_visual: torch.Tensor | None = None
+    prompt: torch.Tensor | None = None
+    trajectory: torch.Tensor | None = None
+    identity: torch.Tensor | None = None
+    present: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def batch_size(self) -> int:
+        return self.agent_visual.shape[0]
+
+    @property
+    def num_frames(self) -> int:
+        return self.agent_visual.shape[1]
+
+    @classmethod
+    def from_codes(cls, agent_codes: torch.Tensor, agent_visual: torch.Tensor, config: AgentConfig, **inputs
+                   ) -> "AgentBatch":
+        """Build a batch from the agent's plain codes (B, K, F >= T * R), applying the delay pattern.
+
+        The delayed stream is cut at T * R steps: the upper codebooks of the last K - 1 audio frames
+        fall beyond the clip and are not trained on.
+        """
+        steps = agent_visual.shape[1] * config.audio_frames_per_video_frame
+        if agent_codes.shape[-1] < steps:
+            raise ValueError(f"agent_codes has {agent_codes.shape[-1]} audio frames, the clip needs {steps}")
+        tokens, _ = build_delay_pattern(agent_codes, config.special_token)
+        return cls(agent_audio=tokens[..., :steps], agent_visual=agent_visual, **inputs)
+
+    def validate(self, config: AgentConfig) -> None:
+        """Raise ValueError naming the first input whose shape does not fit `config`."""
+        b, t = self.agent_visual.shape[:2]
+        k, r = config.num_codebooks, config.audio_frames_per_video_frame
+        expected = {
+            "agent_audio": (b, k, t * r),
+            "agent_visual": (b, t, config.visual_tokens, config.visual_token_dim),
+            "human_audio": (b, k, t * r),
+            "human_visual": (b, t, config.human_visual_tokens, config.human_visual_token_dim),
+            "prompt": (b, config.prompt_dim),
+            "trajectory": (b, t, config.trajectory_dim),
+            "identity": (b,),
+        }
+        for name, shape in expected.items():
+            value = getattr(self, name)
+            if value is not None and tuple(value.shape) != shape:
+                raise ValueError(f"AgentBatch.{name} must have shape {shape}, got {tuple(value.shape)}")
+        if self.agent_audio.numel() and (self.agent_audio.min() < 0 or self.agent_audio.max() > config.special_token):
+            raise ValueError(f"agent_audio tokens must lie in [0, {config.special_token}]")
+        if self.human_audio is not None and self.human_audio.numel() and (
+                self.human_audio.min() < 0 or self.human_audio.max() >= config.codebook_size):
+            raise ValueError(f"human_audio codes must lie in [0, {config.codebook_size})")
+        if self.identity is not None and (self.identity.min() < 0 or self.identity.max() >= config.num_identities):
+            raise ValueError(f"identity must lie in [0, {config.num_identities})")
+        for name, mask in self.present.items():
+            if name not in OPTIONAL_INPUTS:
+                raise ValueError(f"present[{name!r}]: only optional inputs {OPTIONAL_INPUTS} can be absent")
+            if tuple(mask.shape) not in ((b,), (b, t)) or mask.dtype != torch.bool:
+                raise ValueError(f"present[{name!r}] must be a bool tensor of shape ({b},) or ({b}, {t})")
+
+    @classmethod
+    def random(cls, config: AgentConfig, batch_size: int, frames: int, generator: torch.Generator | None = None
+               ) -> "AgentBatch":
+        """A batch of random tokens with every input present: for smoke tests and benchmarks."""
+        b, t, k, r = batch_size, frames, config.num_codebooks, config.audio_frames_per_video_frame
+        codes = torch.randint(0, config.codebook_size, (b, k, t * r), generator=generator)
+
+        def normal(*shape: int) -> torch.Tensor:
+            return torch.randn(*shape, generator=generator)
+
+        return cls.from_codes(
+            codes, normal(b, t, config.visual_tokens, config.visual_token_dim), config,
+            human_audio=torch.randint(0, config.codebook_size, (b, k, t * r), generator=generator),
+            human_visual=normal(b, t, config.human_visual_tokens, config.human_visual_token_dim),
+            prompt=normal(b, config.prompt_dim),
+            trajectory=normal(b, t, config.trajectory_dim),
+            identity=torch.randint(0, config.num_identities, (b,), generator=generator),
+        )

@@ -1,0 +1,140 @@
+"""Configuration of the agent model G, with the named `tiny`, `paper` and `debug` configurations."""
+
+import dataclasses
+from dataclasses import dataclass, field
+
+
+def _tiny_backbone() -> dict:
+    """Qwen2 settings of the shipped CPU agent: small enough for 2x real time on one thread."""
+    return {
+        "hidden_size": 128,  # per-call cost on CPU is dominated by Python overhead up to ~256
+        "intermediate_size": 384,  # 3x hidden, Qwen2's usual ratio rounded down for speed
+        "num_hidden_layers": 2,  # each layer adds ~0.3 ms per forward call; 5 calls per frame
+        "num_attention_heads": 4,  # head dim 32
+        "num_key_value_heads": 2,  # grouped-query attention as in Qwen2; halves the KV cache
+        "vocab_size": 1,  # unused: the backbone is always fed inputs_embeds
+        "max_position_embeddings": 32768,  # ~2 minutes of frames at 10 positions per frame
+        "rope_theta": 10000.0,  # standard RoPE base; contexts stay short
+        "rms_norm_eps": 1e-6,  # Qwen2's default
+        "tie_word_embeddings": False,  # there is no LM head to tie
+    }
+
+
+@dataclass
+class AgentConfig:
+    """Sizes of every stream the agent reads and writes, the backbone and the diffusion head."""
+
+    # Audio codec contract (model.codec): K residual codebooks of `codebook_size` codes; the delay
+    # pattern's special token is `codebook_size`, so each head predicts codebook_size + 1 classes.
+    num_codebooks: int = 9  # codec default: 9 codebooks (DAC also has 9)
+    codebook_size: int = 1024  # codec default: 1024 codes per codebook
+    audio_frames_per_video_frame: int = 4  # R: 96 codec frames/s at 24 fps video
+    fps: int = 24  # video frame rate; real time means `fps` frames generated per second
+    # Visual tokens: L2 continuous tokens of width D per frame, produced by the diffusion head.
+    visual_tokens: int = 5  # L2: a 135-number pose (3 + 6 * 22) splits exactly into 5 x 27
+    visual_token_dim: int = 27  # D
+    human_visual_tokens: int = 5  # the human's tokens come from the same pose tokenizer
+    human_visual_token_dim: int = 27  # ditto
+    # Controls.
+    prompt_dim: int = 384  # MiniLM sentence embedding (paper: CLIP L/14 text, 768)
+    trajectory_dim: int = 66  # joint velocities of 22 joints x 3 per frame (model.motion)
+    num_identities: int = 4  # a few learned identity embeddings
+    # Backbone: keyword arguments of transformers.Qwen2Config.
+    backbone: dict = field(default_factory=_tiny_backbone)
+    backbone_path: str | None = None  # local directory of a pretrained Qwen2 checkpoint, if any
+    # Diffusion head (MAR-style MLP with AdaLN).
+    diffusion_width: int = 128  # MLP width; small because it runs `diffusion_steps` times per frame
+    diffusion_depth: int = 2  # residual AdaLN blocks
+    diffusion_train_steps: int = 1000  # timesteps of the training schedule, as in MAR / ADM
+    diffusion_batch_mul: int = 4  # noise draws per backbone output in training (MAR uses 4)
+    diffusion_loss_weight: float = 1.0  # the paper sums cross-entropy and diffusion loss
+
+    def __post_init__(self) -> None:
+        for name in ("num_codebooks", "codebook_size", "audio_frames_per_video_frame", "fps", "visual_tokens",
+                     "visual_token_dim", "num_identities", "diffusion_width", "diffusion_depth",
+                     "diffusion_train_steps", "diffusion_batch_mul"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"AgentConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if "hidden_size" not in self.backbone:
+            raise ValueError("AgentConfig.backbone must give Qwen2Config keyword arguments, hidden_size included")
+
+    @property
+    def hidden_size(self) -> int:
+        return self.backbone["hidden_size"]
+
+    @property
+    def positions_per_frame(self) -> int:
+        """Control slot + R agent audio slots + L2 agent visual slots (see model.agent.model)."""
+        return 1 + self.audio_frames_per_video_frame + self.visual_tokens
+
+    @property
+    def special_token(self) -> int:
+        return self.codebook_size
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "AgentConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown AgentConfig fields: {unknown}")
+        return cls(**data)
+
+    @classmethod
+    def named(cls, name: str) -> "AgentConfig":
+        if name not in NAMED_CONFIGS:
+            raise ValueError(f"unknown agent configuration {name!r}; known: {sorted(NAMED_CONFIGS)}")
+        return NAMED_CONFIGS[name]()
+
+
+def _paper() -> AgentConfig:
+    """Paper scale: Qwen2-7B-Instruct dimensions, DAC codes, CLIP L/14 prompts, pixel-video tokens.
+
+    Set `backbone_path` to a local Qwen2-7B-Instruct directory to start from its weights; its own
+    config.json then replaces `backbone`. DAC runs at ~86 Hz, so R = 4 matches ~21.5 fps video.
+    """
+    return AgentConfig(
+        visual_tokens=32,  # TiTok-like 1D tokenizer without quantizer: 32 tokens x 16 dims
+        visual_token_dim=16,
+        human_visual_tokens=32,
+        human_visual_token_dim=16,
+        prompt_dim=768,  # CLIP L/14 text embedding
+        backbone={
+            "hidden_size": 3584,
+            "intermediate_size": 18944,
+            "num_hidden_layers": 28,
+            "num_attention_heads": 28,
+            "num_key_value_heads": 4,
+            "vocab_size": 152064,
+            "max_position_embeddings": 32768,
+            "rope_theta": 1000000.0,
+            "rms_norm_eps": 1e-6,
+            "tie_word_embeddings": False,
+        },
+        diffusion_width=1024,  # MAR-L's head width
+        diffusion_depth=6,  # MAR's head depth
+    )
+
+
+def _debug() -> AgentConfig:
+    """A few hundred thousand parameters, for fast tests."""
+    return AgentConfig(
+        num_codebooks=3,
+        codebook_size=32,
+        audio_frames_per_video_frame=2,
+        visual_tokens=2,
+        visual_token_dim=4,
+        human_visual_tokens=3,
+        human_visual_token_dim=2,
+        prompt_dim=8,
+        trajectory_dim=6,
+        num_identities=2,
+        backbone={**_tiny_backbone(), "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4},
+        diffusion_width=64,
+        diffusion_train_steps=100,
+    )
+
+
+NAMED_CONFIGS = {"tiny": AgentConfig, "paper": _paper, "debug": _debug}

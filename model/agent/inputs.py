@@ -1,0 +1,101 @@
+"""Input embeddings of the agent's backbone, one frame's positions at a time.
+
+Each frame i has `positions_per_frame` = 1 + R + L2 positions (the layout is described and
+justified in model.agent.model). Everything the agent receives between two of its frames is summed
+into the frame's first position, the control slot; each input that is missing contributes its own
+learned empty embedding instead, which is distinct from silence or stillness.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+from model.agent.config import AgentConfig
+
+EMPTY_INPUTS = ("prompt", "trajectory", "identity", "human_audio", "human_visual", "agent_visual")
+TIME_FEATURES = 32  # sinusoidal features of the frame index; RoPE already orders positions
+
+
+class FrameEmbedder(nn.Module):
+    """Embeds the control slot, the agent's audio slots and the agent's visual query slots."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        super().__init__()
+        h, k, r = config.hidden_size, config.num_codebooks, config.audio_frames_per_video_frame
+        self.config = config
+        self.prompt = nn.Linear(config.prompt_dim, h)
+        self.trajectory = nn.Linear(config.trajectory_dim, h)
+        self.identity = nn.Embedding(config.num_identities, h)
+        self.time = nn.Linear(TIME_FEATURES, h)
+        # One table for all codebooks (codebook k's codes offset by k * size): one lookup per step.
+        self.human_codes = nn.Embedding(k * config.codebook_size, h)
+        self.human_audio = nn.Linear(r * h, h)  # keeps the order of the R audio frames
+        self.human_visual = nn.Linear(config.human_visual_tokens * config.human_visual_token_dim, h)
+        self.agent_codes = nn.Embedding(k * (config.codebook_size + 1), h)  # + the delay special token
+        self.agent_visual = nn.Linear(config.visual_tokens * config.visual_token_dim, h)
+        self.empty = nn.ParameterDict({name: nn.Parameter(torch.randn(h) * 0.02) for name in EMPTY_INPUTS})
+        self.slots = nn.Parameter(torch.randn(config.positions_per_frame, h) * 0.02)
+        self.register_buffer("human_offsets", torch.arange(k) * config.codebook_size, persistent=False)
+        self.register_buffer("agent_offsets", torch.arange(k) * (config.codebook_size + 1), persistent=False)
+
+    def control(
+        self,
+        frame_index: torch.Tensor,
+        batch_size: int,
+        prompt: torch.Tensor | None = None,
+        trajectory: torch.Tensor | None = None,
+        identity: torch.Tensor | None = None,
+        human_audio: torch.Tensor | None = None,
+        human_visual: torch.Tensor | None = None,
+        agent_visual: torch.Tensor | None = None,
+        present: dict[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """The control slot of frames `frame_index` (T,) -> (B, T, H).
+
+        prompt (B, P), trajectory (B, T, J), identity (B,), human_audio (B, T, R, K) codes,
+        human_visual (B, T, L2h, Dh) and agent_visual (B, T, L2, D) are already aligned with the
+        frames they condition (the human's and the agent's previous frame). `present[name]` (B, T)
+        replaces the embedding of absent frames by the empty one.
+        """
+        b, t = batch_size, frame_index.shape[0]
+        inputs = {
+            "prompt": None if prompt is None else self.prompt(prompt)[:, None, :],  # (B, 1, H)
+            "trajectory": None if trajectory is None else self.trajectory(trajectory),
+            "identity": None if identity is None else self.identity(identity)[:, None, :],  # (B, 1, H)
+            "human_audio": None if human_audio is None else self._human_audio(human_audio),
+            "human_visual": None if human_visual is None else self.human_visual(human_visual.flatten(-2)),
+            "agent_visual": None if agent_visual is None else self.agent_visual(agent_visual.flatten(-2)),
+        }
+        total = self.slots[0] + self.time(_sinusoid(frame_index))  # (T, H)
+        present = present or {}
+        for name, value in inputs.items():
+            if value is None:
+                total = total + self.empty[name]
+            elif name in present:
+                total = total + torch.where(present[name][..., None], value, self.empty[name])
+            else:
+                total = total + value
+        return total.expand(b, t, -1)  # (B, T, H)
+
+    def _human_audio(self, codes: torch.Tensor) -> torch.Tensor:
+        """Human codes (B, T, R, K) -> (B, T, H): summed codebook embeddings, R frames concatenated."""
+        frames = self.human_codes(codes + self.human_offsets).sum(-2)  # (B, T, R, H)
+        return self.human_audio(frames.flatten(-2))  # (B, T, R * H) -> (B, T, H)
+
+    def agent_audio(self, tokens: torch.Tensor, first_slot: int = 1) -> torch.Tensor:
+        """Delayed agent tokens (..., n, K) -> summed codebook embeddings plus slot embeddings (..., n, H)."""
+        n = tokens.shape[-2]
+        summed = self.agent_codes(tokens + self.agent_offsets).sum(-2)  # (..., n, H)
+        return summed + self.slots[first_slot : first_slot + n]
+
+    def visual_queries(self) -> torch.Tensor:
+        """The L2 visual slots' inputs (L2, H): learned queries; the tokens come out of these slots."""
+        return self.slots[1 + self.config.audio_frames_per_video_frame :]
+
+
+def _sinusoid(index: torch.Tensor) -> torch.Tensor:
+    half = TIME_FEATURES // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=index.device) / half)
+    args = index.to(torch.float32)[:, None] * freqs  # (T, half)
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # (T, TIME_FEATURES)

@@ -1,0 +1,193 @@
+"""The agent model G: a Qwen2 backbone over video frames, delay-pattern audio heads, a diffusion head.
+
+Sequence layout, per video frame i (R audio frames per video frame, L2 visual tokens)::
+
+    [ c_i | a_i,1 ... a_i,R | v_i,1 ... v_i,L2 ]
+
+- c_i, the control slot: the sum of frame i's controls (prompt, trajectory, identity, time), the
+  human's audio and visual tokens of frame i - 1 and the agent's own visual tokens of frame i - 1
+  (each replaced by its learned empty embedding when missing).
+- a_i,r: the agent's delayed audio tokens of step s = iR + r - 1 (summed codebook embeddings).
+- v_i,j: learned queries; their outputs condition the diffusion head for visual token j of frame i.
+
+The output at c_i predicts audio step iR, the output at a_i,r predicts step iR + r (r < R); the
+output at a_i,R is not read, since step (i + 1)R must wait for the human's frame i. Summing all
+inputs into c_i keeps the sequence at 1 + R + L2 positions per frame and a frame at R + 1 backbone
+calls (c_i, a_i,1 .. a_i,R-1 one by one, then a_i,R with the visual slots), which is what makes the
+tiny agent faster than real time on one CPU thread.
+
+Causality, exactly: the audio logits of step s = iR + r depend only on controls of frames <= i,
+human tokens of frames <= i - 1, agent visual tokens of frames <= i - 1 and agent audio steps < s.
+The visual conditions of frame i depend on the same inputs plus all audio steps of frame i (so lips
+can follow the voice). No output of frame i sees the human's frame i or anything the agent
+produces after it; tests/model/test_agent_model.py checks each clause.
+"""
+
+from dataclasses import dataclass
+import inspect
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import Qwen2Config, Qwen2Model
+
+from model.agent.batch import AgentBatch
+from model.agent.checkpoint import read_checkpoint, write_checkpoint
+from model.agent.config import NAMED_CONFIGS, AgentConfig
+from model.agent.diffusion import DiffusionHead
+from model.agent.inputs import FrameEmbedder
+from model.agent.sampling import Rollout, SamplingParams, StreamingSession, audio_token_log_probs
+
+# transformers 5 renamed the forward's `past_key_values` to `cache`; accept both spellings.
+_CACHE_ARG = "cache" if "cache" in inspect.signature(Qwen2Model.forward).parameters else "past_key_values"
+_BACKBONE_CONFIG_DROP = ("architectures", "transformers_version", "torch_dtype", "dtype", "_name_or_path")
+
+
+@dataclass
+class AgentOutput:
+    audio_logits: torch.Tensor  # (B, S, K, V + 1), S = T * R audio steps
+    visual_cond: torch.Tensor  # (B, T, L2, H), the diffusion head's condition per visual token slot
+
+
+@dataclass
+class RolloutLogProbs:
+    audio: torch.Tensor  # (K, S), 0 where the delay pattern placed the special token
+    visual: torch.Tensor  # (T, diffusion_steps - 1, L2), one Gaussian log-density per stochastic step
+
+
+class AgentModel(nn.Module):
+    def __init__(self, config: AgentConfig, backbone: Qwen2Model | None = None) -> None:
+        super().__init__()
+        self.config = config
+        if backbone is None:
+            backbone = Qwen2Model(Qwen2Config(**config.backbone, attn_implementation="sdpa"))
+        if backbone.config.hidden_size != config.hidden_size:
+            raise ValueError(f"backbone hidden size {backbone.config.hidden_size} != config {config.hidden_size}")
+        self.backbone = backbone
+        self.embedder = FrameEmbedder(config)
+        self.audio_head = nn.Linear(config.hidden_size, config.num_codebooks * (config.codebook_size + 1))
+        self.diffusion = DiffusionHead(config.visual_token_dim, config.hidden_size, config.diffusion_width,
+                                       config.diffusion_depth, config.diffusion_train_steps)
+
+    @classmethod
+    def from_config(cls, config: AgentConfig) -> "AgentModel":
+        """A new model; the backbone starts from `config.backbone_path` (local only) when it is set."""
+        if config.backbone_path is None:
+            return cls(config)
+        backbone = Qwen2Model.from_pretrained(config.backbone_path, local_files_only=True,
+                                              attn_implementation="sdpa", dtype=torch.float32)
+        backbone_config = {k: v for k, v in backbone.config.to_dict().items() if k not in _BACKBONE_CONFIG_DROP}
+        return cls(AgentConfig.from_dict({**config.to_dict(), "backbone": backbone_config}), backbone)
+
+    # --- the network -------------------------------------------------------------------------
+
+    def run_backbone(self, inputs_embeds: torch.Tensor, cache=None) -> torch.Tensor:
+        """Backbone outputs (B, N, H) for inputs (B, N, H), after the cached positions if a cache is given."""
+        kwargs = {_CACHE_ARG: cache, "use_cache": cache is not None}
+        return self.backbone(inputs_embeds=inputs_embeds, **kwargs).last_hidden_state
+
+    def audio_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """One softmax head per codebook: (..., H) -> (..., K, V + 1)."""
+        return self.audio_head(hidden).unflatten(-1, (self.config.num_codebooks, self.config.codebook_size + 1))
+
+    def embed(self, batch: AgentBatch) -> torch.Tensor:
+        """The backbone's input sequence (B, T * P, H) for a whole batch (layout in the module docstring)."""
+        c = self.config
+        batch.validate(c)
+        b, t = batch.batch_size, batch.num_frames
+        k, r = c.num_codebooks, c.audio_frames_per_video_frame
+        present = {name: mask if mask.dim() == 2 else mask[:, None].expand(b, t) for name, mask in batch.present.items()}
+        # Frame i sees the human's and its own visual frame i - 1: shift by one, frame 0 sees nothing.
+        shifted = {}
+        sources = {
+            "human_audio": None if batch.human_audio is None else batch.human_audio.view(b, k, t, r).permute(0, 2, 3, 1),  # (B, T, R, K)
+            "human_visual": batch.human_visual,
+            "agent_visual": batch.agent_visual,
+        }
+        for name, value in sources.items():
+            if value is None:
+                shifted[name] = None
+                continue
+            shifted[name] = torch.cat([torch.zeros_like(value[:, :1]), value[:, :-1]], dim=1)
+            mask = present.get(name, torch.ones(b, t, dtype=torch.bool, device=value.device))
+            present[name] = torch.cat([torch.zeros_like(mask[:, :1]), mask[:, :-1]], dim=1)  # (B, T)
+        control = self.embedder.control(
+            torch.arange(t, device=batch.agent_visual.device), b, prompt=batch.prompt, trajectory=batch.trajectory,
+            identity=batch.identity, present=present, **shifted)  # (B, T, H)
+        audio = self.embedder.agent_audio(batch.agent_audio.view(b, k, t, r).permute(0, 2, 3, 1))  # (B, T, R, H)
+        visual = self.embedder.visual_queries().expand(b, t, -1, -1)  # (B, T, L2, H)
+        return torch.cat([control[:, :, None], audio, visual], dim=2).flatten(1, 2)  # (B, T * P, H)
+
+    def forward(self, batch: AgentBatch) -> AgentOutput:
+        c = self.config
+        b, t, r = batch.batch_size, batch.num_frames, c.audio_frames_per_video_frame
+        hidden = self.run_backbone(self.embed(batch)).view(b, t, c.positions_per_frame, -1)  # (B, T, P, H)
+        logits = self.audio_logits(hidden[:, :, :r]).flatten(1, 2)  # (B, T, R, K, V+1) -> (B, S, K, V+1)
+        return AgentOutput(audio_logits=logits, visual_cond=hidden[:, :, 1 + r:])
+
+    def loss(self, batch: AgentBatch) -> dict[str, torch.Tensor]:
+        """Masked cross-entropy over the delayed audio tokens + the diffusion loss of the visual tokens."""
+        out = self(batch)
+        targets = batch.agent_audio.transpose(1, 2)  # (B, S, K)
+        valid = targets != self.config.special_token  # the delay pattern's empty positions carry no loss
+        audio = F.cross_entropy(out.audio_logits[valid], targets[valid])
+        diffusion = self.diffusion.loss(batch.agent_visual.flatten(0, 2),  # (B * T * L2, D)
+                                        out.visual_cond.flatten(0, 2),  # (B * T * L2, H)
+                                        self.config.diffusion_batch_mul)
+        return {"loss": audio + self.config.diffusion_loss_weight * diffusion, "audio": audio, "diffusion": diffusion}
+
+    # --- sampling ------------------------------------------------------------------------------
+
+    def session(self, params: SamplingParams, prompt: torch.Tensor | None = None, identity: int | None = None,
+                use_cache: bool = True) -> StreamingSession:
+        return StreamingSession(self, params, prompt=prompt, identity=identity, use_cache=use_cache)
+
+    @torch.no_grad()
+    def generate(self, frames: int, params: SamplingParams, human_audio: torch.Tensor | None = None,
+                 human_visual: torch.Tensor | None = None, prompt: torch.Tensor | None = None,
+                 trajectory: torch.Tensor | None = None, identity: int | None = None) -> Rollout:
+        """Offline generation: a streaming session fed the human's recorded frames one by one.
+
+        human_audio (K, >= (frames - 1) * R) codes, human_visual (>= frames - 1, L2h, Dh),
+        trajectory (frames, J).
+        """
+        r = self.config.audio_frames_per_video_frame
+        session = self.session(params, prompt=prompt, identity=identity)
+        for i in range(frames):
+            session.step(
+                human_audio=None if human_audio is None or i == 0 else human_audio[:, (i - 1) * r : i * r],
+                human_visual=None if human_visual is None or i == 0 else human_visual[i - 1],
+                trajectory=None if trajectory is None else trajectory[i],
+            )
+        return session.rollout()
+
+    def log_probs(self, rollout: Rollout, params: SamplingParams | None = None) -> RolloutLogProbs:
+        """Recompute a rollout's log-probabilities with one full forward (differentiable, for PPO).
+
+        `params` defaults to the rollout's own; with them the result equals the recorded values.
+        """
+        params = params or rollout.params
+        out = self(rollout.to_batch())
+        audio = audio_token_log_probs(out.audio_logits[0].transpose(0, 1),  # (K, S, V + 1)
+                                      rollout.audio_tokens, rollout.audio_sampled, params)
+        visual = self.diffusion.chain_log_probs(out.visual_cond[0],  # (T, L2, H)
+                                                rollout.visual_chain.transpose(1, 2),  # (T, L2, steps + 1, D)
+                                                params.visual_temperature)  # (T, L2, steps - 1)
+        return RolloutLogProbs(audio=audio, visual=visual.transpose(1, 2))
+
+    # --- checkpoints ---------------------------------------------------------------------------
+
+    def save_pretrained(self, path, card: dict | None = None):
+        """Write config.json, model.safetensors and the card (data, steps, metrics) to directory `path`."""
+        return write_checkpoint(path, self.config.to_dict(), self.state_dict(), card)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str) -> "AgentModel":
+        """A checkpoint directory, or a configuration name (`tiny`, `paper`, `debug`) for a new model."""
+        if str(name_or_path) in NAMED_CONFIGS:
+            return cls.from_config(AgentConfig.named(str(name_or_path)))
+        config, state, _ = read_checkpoint(name_or_path)
+        # The weights, the backbone's included, come from the checkpoint, not from backbone_path.
+        model = cls(AgentConfig.from_dict(config))
+        model.load_state_dict(state)
+        return model.eval()

@@ -1,0 +1,266 @@
+"""Sampling the agent: variant parameters, the streaming session with its KV cache, and rollouts.
+
+A session advances one video frame per `step` call, given the human's tokens of the frame that just
+ended; offline generation is the same loop. Every sampled value records its log-probability under
+the distribution it was drawn from (audio: per codebook token, logits / temperature after top-k;
+visuals: the Gaussian density of every stochastic denoising step), so PPO can form ratios.
+"""
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import torch
+from transformers import DynamicCache
+
+from model.agent.batch import AgentBatch
+from model.agent.delay_pattern import delay_valid_mask, revert_delay_pattern
+
+if TYPE_CHECKING:
+    from model.agent.model import AgentModel
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How an agent variant samples; stored with the variant, not in code."""
+
+    audio_temperature: float = 1.0  # divides the audio logits; < 1 sharpens
+    visual_temperature: float = 1.0  # scales the diffusion noise std (MAR's temperature)
+    top_k: int | None = None  # keep the k most likely codes per codebook; None keeps all
+    diffusion_steps: int = 10  # respaced denoising steps per frame; 10 keeps the tiny agent real time
+    seed: int = 0  # seeds the session's generator, so a (variant, seed) pair is reproducible
+
+    def __post_init__(self) -> None:
+        if not self.audio_temperature > 0 or not self.visual_temperature > 0:
+            raise ValueError("temperatures must be > 0 (log-probabilities are undefined at 0)")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k must be None or >= 1, got {self.top_k}")
+        if self.diffusion_steps < 2:
+            raise ValueError(f"diffusion_steps must be >= 2, got {self.diffusion_steps}")
+
+
+def audio_log_distribution(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
+    """Log-probabilities (..., V) of the sampling distribution from head logits (..., V + 1).
+
+    The special token is never sampled (the delay pattern decides where it goes), then the logits
+    are divided by the temperature and cut to the top k.
+    """
+    scaled = logits[..., :-1] / params.audio_temperature  # (..., V)
+    if params.top_k is not None and params.top_k < scaled.shape[-1]:
+        kth = scaled.topk(params.top_k, dim=-1).values[..., -1:]
+        scaled = scaled.masked_fill(scaled < kth, float("-inf"))
+    return torch.log_softmax(scaled, dim=-1)
+
+
+def audio_token_log_probs(logits: torch.Tensor, tokens: torch.Tensor, sampled: torch.Tensor,
+                          params: SamplingParams) -> torch.Tensor:
+    """Log-probabilities of tokens (...,) under logits (..., V + 1); 0 where nothing was sampled."""
+    log_dist = audio_log_distribution(logits, params)
+    picked = log_dist.gather(-1, tokens.clamp(max=log_dist.shape[-1] - 1)[..., None])[..., 0]
+    return torch.where(sampled, picked, torch.zeros_like(picked))
+
+
+@dataclass
+class Rollout:
+    """One sampled agent response and what it was conditioned on.
+
+    audio_tokens / audio_log_probs / audio_sampled: (K, S) delayed tokens, their log-probs and the
+    positions that were sampled (the rest hold the special token). visual_tokens (T, L2, D);
+    visual_chain (T, steps + 1, L2, D) latents from noise to the tokens; visual_log_probs
+    (T, steps - 1, L2). Inputs as in AgentBatch without the batch dimension; `present[name]` (T,)
+    marks the frames of human inputs / trajectory the session actually received.
+    """
+
+    audio_tokens: torch.Tensor
+    audio_log_probs: torch.Tensor
+    audio_sampled: torch.Tensor
+    visual_tokens: torch.Tensor
+    visual_chain: torch.Tensor
+    visual_log_probs: torch.Tensor
+    params: SamplingParams
+    human_audio: torch.Tensor | None = None
+    human_visual: torch.Tensor | None = None
+    prompt: torch.Tensor | None = None
+    trajectory: torch.Tensor | None = None
+    identity: int | None = None
+    present: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def audio_codes(self) -> torch.Tensor:
+        """The complete audio frames (K, S - K + 1): the last K - 1 frames still miss upper codebooks."""
+        return revert_delay_pattern(self.audio_tokens)
+
+    def to_batch(self) -> AgentBatch:
+        """This rollout as a batch of one, for scoring by the policy, a reference or a reward model."""
+        def one(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else x[None]
+
+        return AgentBatch(
+            agent_audio=self.audio_tokens[None], agent_visual=self.visual_tokens[None],
+            human_audio=one(self.human_audio), human_visual=one(self.human_visual), prompt=one(self.prompt),
+            trajectory=one(self.trajectory),
+            identity=None if self.identity is None else torch.tensor([self.identity]),
+            present={name: mask[None] for name, mask in self.present.items()},
+        )
+
+
+@dataclass
+class FrameOutput:
+    """What one session step produced for video frame `index`.
+
+    audio_tokens (K, R) delayed tokens of this frame's audio steps; audio_codes (K, n) the audio
+    frames completed by them (n = R once K - 1 steps have passed); visual_tokens (L2, D);
+    audio_logits (R, K, V + 1) and visual_cond (L2, H) as the backbone produced them.
+    """
+
+    index: int
+    audio_tokens: torch.Tensor
+    audio_codes: torch.Tensor
+    visual_tokens: torch.Tensor
+    audio_logits: torch.Tensor
+    visual_cond: torch.Tensor
+
+
+class StreamingSession:
+    """The agent in a live exchange: R + 1 backbone calls per frame on one KV cache.
+
+    `use_cache=False` recomputes the whole sequence at every call instead; it exists as the
+    benchmark's baseline and must sample exactly the same tokens.
+    """
+
+    def __init__(self, model: "AgentModel", params: SamplingParams, prompt: torch.Tensor | None = None,
+                 identity: int | None = None, use_cache: bool = True) -> None:
+        config = model.config
+        if prompt is not None and tuple(prompt.shape) != (config.prompt_dim,):
+            raise ValueError(f"prompt must have shape ({config.prompt_dim},), got {tuple(prompt.shape)}")
+        if identity is not None and not 0 <= identity < config.num_identities:
+            raise ValueError(f"identity must lie in [0, {config.num_identities}), got {identity}")
+        self.model, self.config, self.params = model, config, params
+        self.prompt, self.identity = prompt, identity
+        self.use_cache = use_cache
+        self.generator = torch.Generator().manual_seed(params.seed)
+        self.cache = DynamicCache(config=model.backbone.config) if use_cache else None
+        self._past_inputs: list[torch.Tensor] = []  # only without cache
+        self._frames: list[FrameOutput] = []
+        self._chains: list[torch.Tensor] = []
+        self._visual_log_probs: list[torch.Tensor] = []
+        self._audio_log_probs: list[torch.Tensor] = []
+        self._received: dict[str, list[torch.Tensor | None]] = {"human_audio": [], "human_visual": [], "trajectory": []}
+
+    @property
+    def num_frames(self) -> int:
+        return len(self._frames)
+
+    def _backbone(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Run the backbone on new positions (1, n, H) after everything so far -> their outputs (1, n, H)."""
+        if self.use_cache:
+            return self.model.run_backbone(inputs, cache=self.cache)
+        self._past_inputs.append(inputs)
+        return self.model.run_backbone(torch.cat(self._past_inputs, dim=1))[:, -inputs.shape[1]:]
+
+    def _check(self, name: str, value: torch.Tensor | None, shape: tuple[int, ...]) -> None:
+        if value is not None and tuple(value.shape) != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {tuple(value.shape)}")
+
+    @torch.no_grad()
+    def step(self, human_audio: torch.Tensor | None = None, human_visual: torch.Tensor | None = None,
+             trajectory: torch.Tensor | None = None) -> FrameOutput:
+        """Produce the agent's next frame i from the human's frame i - 1.
+
+        human_audio (K, R) codes and human_visual (L2h, Dh) tokens are the human's newest frame
+        (None at the first step, or when missing); trajectory (J,) is the control for frame i.
+        """
+        c, model, params = self.config, self.model, self.params
+        k, r = c.num_codebooks, c.audio_frames_per_video_frame
+        i = self.num_frames
+        self._check("human_audio", human_audio, (k, r))
+        self._check("human_visual", human_visual, (c.human_visual_tokens, c.human_visual_token_dim))
+        self._check("trajectory", trajectory, (c.trajectory_dim,))
+        if i == 0 and (human_audio is not None or human_visual is not None):
+            raise ValueError("the first step has no previous human frame: pass human_audio=None, human_visual=None")
+        if human_audio is not None and (human_audio.min() < 0 or human_audio.max() >= c.codebook_size):
+            raise ValueError(f"human_audio codes must lie in [0, {c.codebook_size})")
+        if i > 0:
+            self._received["human_audio"].append(human_audio)
+            self._received["human_visual"].append(human_visual)
+        self._received["trajectory"].append(trajectory)
+
+        control = model.embedder.control(
+            torch.tensor([i]), 1,
+            prompt=None if self.prompt is None else self.prompt[None],
+            trajectory=None if trajectory is None else trajectory[None, None],
+            identity=None if self.identity is None else torch.tensor([self.identity]),
+            human_audio=None if human_audio is None else human_audio.T[None, None],  # (1, 1, R, K)
+            human_visual=None if human_visual is None else human_visual[None, None],
+            agent_visual=None if i == 0 else self._frames[-1].visual_tokens[None, None],
+        )  # (1, 1, H)
+        sampled = delay_valid_mask(k, (i + 1) * r)[:, i * r:]  # (K, R): codebook k starts at step k
+        hidden = self._backbone(control)
+        tokens, log_probs, logits = [], [], []
+        for slot in range(r):
+            step_logits = model.audio_logits(hidden[0, -1])  # (K, V + 1)
+            log_dist = audio_log_distribution(step_logits, params)
+            drawn = torch.multinomial(log_dist.exp(), 1, generator=self.generator)[:, 0]  # (K,)
+            token = torch.where(sampled[:, slot], drawn, torch.full_like(drawn, c.special_token))
+            log_probs.append(audio_token_log_probs(step_logits, token, sampled[:, slot], params))
+            tokens.append(token)
+            logits.append(step_logits)
+            inputs = model.embedder.agent_audio(token[None, None], first_slot=slot + 1)  # (1, 1, H)
+            if slot == r - 1:  # the visual slots follow the frame's last audio slot in the same call
+                inputs = torch.cat([inputs, model.embedder.visual_queries()[None]], dim=1)  # (1, 1 + L2, H)
+            hidden = self._backbone(inputs)
+        cond = hidden[0, 1:]  # (L2, H)
+        visual, chain, visual_log_probs = model.diffusion.sample(
+            cond, params.diffusion_steps, params.visual_temperature, self.generator)
+        audio_tokens = torch.stack(tokens, dim=1)  # (K, R)
+        self._audio_log_probs.append(torch.stack(log_probs, dim=1))
+        self._chains.append(chain)
+        self._visual_log_probs.append(visual_log_probs)
+        output = FrameOutput(i, audio_tokens, self._completed_codes(audio_tokens), visual,
+                             torch.stack(logits), cond)
+        self._frames.append(output)
+        return output
+
+    def _completed_codes(self, new_tokens: torch.Tensor) -> torch.Tensor:
+        """Audio frames whose last codebook arrived with this frame's tokens new_tokens (K, R) -> (K, n)."""
+        k, r = self.config.num_codebooks, self.config.audio_frames_per_video_frame
+        steps = (self.num_frames + 1) * r
+        first = max(0, steps - r - k + 1)  # audio frames complete before this step
+        last = max(0, steps - k + 1)  # audio frames complete after it
+        if last == first:
+            return new_tokens.new_zeros(k, 0)
+        recent = [f.audio_tokens for f in self._frames[first // r:]] + [new_tokens]
+        window = torch.cat(recent, dim=1)[:, first % r:]  # (K, steps - first): steps first .. steps - 1
+        return revert_delay_pattern(window)  # (K, last - first)
+
+    def rollout(self) -> Rollout:
+        """Everything sampled so far, with what it was conditioned on."""
+        if not self._frames:
+            raise ValueError("the session has not produced any frame yet")
+        c = self.config
+        t = self.num_frames
+        received = {name: values + [None] * (t - len(values)) for name, values in self._received.items()}
+        shapes = {"human_audio": (c.num_codebooks, c.audio_frames_per_video_frame),
+                  "human_visual": (c.human_visual_tokens, c.human_visual_token_dim),
+                  "trajectory": (c.trajectory_dim,)}
+        stacked, present = {}, {}
+        for name, values in received.items():
+            mask = torch.tensor([v is not None for v in values])
+            if not mask.any():
+                stacked[name] = None
+                continue
+            # Frames never received hold zeros; `present` replaces them with the empty embedding.
+            filled = [torch.zeros(shapes[name]) if v is None else v.float() for v in values]
+            stacked[name] = torch.stack(filled)
+            if not mask.all():
+                present[name] = mask
+        if stacked["human_audio"] is not None:
+            stacked["human_audio"] = stacked["human_audio"].long().permute(1, 0, 2).flatten(1)  # (K, T * R)
+        return Rollout(
+            audio_tokens=torch.cat([f.audio_tokens for f in self._frames], dim=1),
+            audio_log_probs=torch.cat(self._audio_log_probs, dim=1),
+            audio_sampled=delay_valid_mask(c.num_codebooks, t * c.audio_frames_per_video_frame),
+            visual_tokens=torch.stack([f.visual_tokens for f in self._frames]),
+            visual_chain=torch.stack(self._chains),
+            visual_log_probs=torch.stack(self._visual_log_probs),
+            params=self.params, prompt=self.prompt, identity=self.identity, present=present, **stacked,
+        )
