@@ -37,13 +37,22 @@ class GaussianSchedule:
         # Computed in float64, used in float32.
         self.sqrt_alphas_cumprod = alphas_cumprod.sqrt().float()
         self.sqrt_one_minus_alphas_cumprod = (1 - alphas_cumprod).sqrt().float()
-        self.sqrt_recip_alphas_cumprod = (1 / alphas_cumprod).sqrt().float()
-        self.sqrt_recipm1_alphas_cumprod = (1 / alphas_cumprod - 1).sqrt().float()
         # The posterior variance is 0 at t = 0; as in ADM, its log is clipped to the value at t = 1.
-        self.posterior_log_variance = torch.log(torch.cat([posterior_variance[1:2], posterior_variance[1:]])).float()
-        self.log_betas = torch.log(betas).float()
-        self.posterior_mean_coef1 = (betas * alphas_cumprod_prev.sqrt() / (1 - alphas_cumprod)).float()
-        self.posterior_mean_coef2 = ((1 - alphas_cumprod_prev) * (1 - betas).sqrt() / (1 - alphas_cumprod)).float()
+        posterior_log_variance = torch.log(torch.cat([posterior_variance[1:2], posterior_variance[1:]]))
+        posterior_mean_coef1 = betas * alphas_cumprod_prev.sqrt() / (1 - alphas_cumprod)
+        posterior_mean_coef2 = (1 - alphas_cumprod_prev) * (1 - betas).sqrt() / (1 - alphas_cumprod)
+        self.posterior_log_variance = posterior_log_variance.float()
+        self.posterior_mean_coef1 = posterior_mean_coef1.float()
+        self.posterior_mean_coef2 = posterior_mean_coef2.float()
+        # p(x_{t-1} | x_t) folded into two linear maps: mean = mean_x * x_t - mean_eps * eps, and
+        # log-variance = posterior_log_variance + (v + 1) * half_range (v in [-1, 1] moves between the
+        # posterior variance and beta_t: the learned variance of improved DDPM).
+        self.mean_x = (posterior_mean_coef1 / alphas_cumprod.sqrt() + posterior_mean_coef2).float()
+        self.mean_eps = (posterior_mean_coef1 * (1 / alphas_cumprod - 1).sqrt()).float()
+        self.half_range = (0.5 * (torch.log(betas) - posterior_log_variance)).float()
+        # The same coefficients as Python numbers, for the per-step sampling loop.
+        self.step_coefficients = list(zip(self.mean_x.tolist(), self.mean_eps.tolist(),
+                                          self.posterior_log_variance.tolist(), self.half_range.tolist()))
 
     @classmethod
     def respaced(cls, train_steps: int, steps: int) -> "GaussianSchedule":
@@ -68,11 +77,8 @@ class GaussianSchedule:
     def p_mean_log_variance(self, output: torch.Tensor, xt: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-variance of p(x_{t-1} | x_t) from the network's (eps, v) output (..., 2D)."""
         eps, v = output.chunk(2, dim=-1)
-        frac = (v + 1) / 2  # the network's v in [-1, 1] interpolates between the two variance bounds
-        log_variance = frac * _at(self.log_betas, t, xt) + (1 - frac) * _at(self.posterior_log_variance, t, xt)
-        x0 = _at(self.sqrt_recip_alphas_cumprod, t, xt) * xt - _at(self.sqrt_recipm1_alphas_cumprod, t, xt) * eps
-        mean, _ = self.posterior(x0, xt, t)
-        return mean, log_variance
+        mean = _at(self.mean_x, t, xt) * xt - _at(self.mean_eps, t, xt) * eps
+        return mean, _at(self.posterior_log_variance, t, xt) + (v + 1) * _at(self.half_range, t, xt)
 
 
 def _at(values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -187,17 +193,21 @@ class DiffusionHead(nn.Module):
         """
         schedule = self.sampling_schedule(steps)
         n = cond.shape[0]
-        mods = self.modulations(schedule.timesteps[:, None].expand(-1, n), cond.expand(len(schedule.timesteps), -1, -1))
-        x = torch.randn(n, self.token_dim, generator=generator, device=cond.device)
+        mods = self.modulations(schedule.timesteps[:, None].expand(-1, n), cond.expand(steps, -1, -1))
+        noise = torch.randn(steps, n, self.token_dim, generator=generator, device=cond.device)  # (steps, N, D)
+        x = noise[0]
         chain, log_probs = [x], []
-        for i in reversed(range(schedule.num_steps)):
-            output = self.denoise(x, [mod[i] for mod in mods])
-            mean, log_variance = schedule.p_mean_log_variance(output, x, torch.tensor(i))
+        log_temperature = 2 * math.log(temperature)
+        for i in reversed(range(steps)):
+            # The same arithmetic as GaussianSchedule.p_mean_log_variance, on Python numbers: faster.
+            mean_x, mean_eps, log_variance_lo, half_range = schedule.step_coefficients[i]
+            eps, v = self.denoise(x, [mod[i] for mod in mods]).chunk(2, dim=-1)
+            mean = mean_x * x - mean_eps * eps
             if i == 0:
                 x = mean
             else:
-                log_variance = log_variance + 2 * math.log(temperature)
-                x = mean + torch.exp(0.5 * log_variance) * torch.randn(x.shape, generator=generator, device=x.device)
+                log_variance = log_variance_lo + (v + 1) * half_range + log_temperature
+                x = mean + torch.exp(0.5 * log_variance) * noise[i]
                 log_probs.append(gaussian_log_density(x, mean, log_variance))
             chain.append(x)
         return x, torch.stack(chain), torch.stack(log_probs)
