@@ -1,12 +1,29 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
-from labeling_app.views import home
+from labeling_app.views import comparisons, guidelines, home, media, rounds, workspace
+
+# The annotator workspace. Rounds and candidates appear in URLs only by their public UUIDs.
+labeling_patterns = [
+    path("", workspace.workspace, name="workspace"),
+    path("next/", workspace.next_item, name="next"),
+    path("item/<int:assignment_id>/", workspace.item, name="item"),
+    path("item/<int:assignment_id>/upload/", rounds.upload, name="upload"),
+    path("item/<int:assignment_id>/release/", workspace.release, name="release"),
+    path("round/<uuid:round_id>/status/", rounds.status, name="round-status"),
+    path("round/<uuid:round_id>/compare/", comparisons.compare, name="compare"),
+    path("round/<uuid:round_id>/vote/", comparisons.vote, name="vote"),
+    path("media/round/<uuid:round_id>/", media.round_media, name="round-media"),
+    path("media/response/<uuid:candidate_id>/", media.candidate_media, name="candidate-media"),
+    path("guidelines/", guidelines.guidelines, name="guidelines"),
+    path("history/", workspace.history, name="history"),
+]
 
 urlpatterns = [
     path("", home.home, name="home"),
     path("healthz", home.healthz, name="healthz"),
+    path("label/", include((labeling_patterns, "labeling"))),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

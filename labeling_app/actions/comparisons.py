@@ -1,0 +1,95 @@
+"""Comparisons: saving an annotator's vote on a pair, exactly once."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from labeling_app.actions import Refused
+from labeling_app.actions.assignments import ensure_still_held
+from labeling_app.actions.rounds import left_and_right
+from labeling_app.models import Assignment, Candidate, Comparison, Round
+
+
+@dataclass(frozen=True)
+class Vote:
+    """A validated vote, oriented as shown: ``a`` = the left clip, ``b`` = the right one."""
+
+    submission_token: uuid.UUID
+    judgments: dict[str, str]  # every dimension; the ones not asked are "na"
+    overall: str
+    strength: int
+    confidence: int
+    rationale: str
+    time_spent_ms: int
+    plays_a: int
+    plays_b: int
+
+
+def do_submit_comparison(round_: Round, annotator, vote: Vote) -> tuple[Comparison, bool]:
+    """Save ``vote`` on ``round_`` and complete its assignment; return ``(comparison, created)``.
+
+    Idempotent by ``vote.submission_token``: a retried POST gets the first comparison back and
+    creates nothing. Preconditions: ``round_`` belongs to ``annotator`` and was loaded with
+    ``scenario__campaign``. The assignment row is locked, which serialises concurrent votes on
+    one round (also two POSTs racing with the same token); the unique token is the last guard.
+    """
+    existing = _by_token(vote.submission_token)
+    if existing is not None:
+        return _same_vote_or_refuse(existing, round_, annotator), False
+    campaign = round_.scenario.campaign
+    try:
+        with transaction.atomic():
+            assignment = Assignment.objects.select_for_update().get(pk=round_.assignment_id)
+            prior = Comparison.objects.filter(round=round_).first()
+            if prior is not None:
+                if prior.submission_token == vote.submission_token:
+                    return prior, False
+                raise Refused("You already submitted your judgment of this pair. Go on to the next item.")
+            ensure_still_held(assignment, campaign, renew=False)
+            candidates = list(Candidate.objects.filter(round=round_).only("pk", "variant", "status"))
+            left, right = left_and_right(round_, candidates, campaign.variant_a_id)
+            if left.status != Candidate.Status.READY or right.status != Candidate.Status.READY:
+                raise Refused("Both responses must be ready and played before you vote.")
+            comparison = Comparison.objects.create(
+                submission_token=vote.submission_token,
+                annotator=annotator,
+                scenario_id=round_.scenario_id,
+                round=round_,
+                candidate_a=left,
+                candidate_b=right,
+                overall=vote.overall,
+                strength=vote.strength,
+                confidence=vote.confidence,
+                rationale=vote.rationale,
+                time_spent_ms=vote.time_spent_ms,
+                plays_a=vote.plays_a,
+                plays_b=vote.plays_b,
+                **vote.judgments,
+            )
+            assignment.status = Assignment.Status.COMPLETED
+            assignment.completed_at = timezone.now()
+            assignment.save(update_fields=["status", "completed_at"])
+    except IntegrityError:
+        # Only a concurrent request with the same token can get here (the row lock orders all
+        # others); its row is committed by now.
+        existing = _by_token(vote.submission_token)
+        if existing is None:
+            raise
+        return _same_vote_or_refuse(existing, round_, annotator), False
+    return comparison, True
+
+
+def _by_token(token: uuid.UUID) -> Comparison | None:
+    return Comparison.objects.filter(submission_token=token).only(
+        "pk", "public_id", "round_id", "annotator_id", "submission_token"
+    ).first()
+
+
+def _same_vote_or_refuse(existing: Comparison, round_: Round, annotator) -> Comparison:
+    if existing.round_id == round_.pk and existing.annotator_id == annotator.pk:
+        return existing
+    raise Refused("This vote form was already used for another item. Reload the page and vote again.")

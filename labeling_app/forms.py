@@ -1,0 +1,142 @@
+"""Forms of the annotator workspace: they validate and translate, with messages for people."""
+
+from __future__ import annotations
+
+from django import forms
+
+from labeling_app.actions.comparisons import Vote
+from labeling_app.models import DIMENSIONS, Judgment, Overall, Round
+from labeling_app.models.choices import Dimension, Strength
+
+# Postgres integer columns; a page left open for longer than ~24 days is not a real measurement.
+MAX_TIME_SPENT_MS = 2**31 - 1
+MAX_PLAYS = 10_000
+
+
+class UploadForm(forms.Form):
+    """The non-file part of an upload; the file itself is checked by ``media_checks``."""
+
+    source = forms.ChoiceField(
+        choices=Round.Source.choices,
+        error_messages={
+            "required": "Say whether the clip was recorded in the page or uploaded (field 'source').",
+            "invalid_choice": "The field 'source' must be 'recorded' or 'uploaded'.",
+        },
+    )
+
+
+class ComparisonForm(forms.Form):
+    """A vote on one pair. Only the campaign's dimensions are asked; the rest are stored "na".
+
+    ``plays_a`` / ``plays_b`` count full plays of the left / right clip; the page only unlocks
+    the vote after both were played to the end, and this form refuses zero plays too.
+    """
+
+    submission_token = forms.UUIDField(
+        error_messages={
+            "required": "The vote form has no submission token. Reload the page and vote again.",
+            "invalid": "The vote form's submission token is damaged. Reload the page and vote again.",
+        }
+    )
+    overall = forms.ChoiceField(
+        choices=Overall.choices,
+        error_messages={
+            "required": "Choose your overall preference: A better, B better or tie.",
+            "invalid_choice": "The overall preference must be A better, B better or tie.",
+        },
+    )
+    strength = forms.TypedChoiceField(
+        choices=Strength.choices,
+        coerce=int,
+        required=False,
+        error_messages={"invalid_choice": "Strength must be 1 (slightly), 2 (clearly) or 3 (much)."},
+    )
+    confidence = forms.TypedChoiceField(
+        choices=[(value, str(value)) for value in range(1, 6)],
+        coerce=int,
+        error_messages={
+            "required": "Say how confident you are, from 1 (a guess) to 5 (certain).",
+            "invalid_choice": "Confidence must be a whole number from 1 to 5.",
+        },
+    )
+    rationale = forms.CharField(
+        required=False,
+        max_length=5000,
+        error_messages={"max_length": "Keep the rationale under 5000 characters."},
+    )
+    time_spent_ms = forms.IntegerField(
+        min_value=0,
+        max_value=MAX_TIME_SPENT_MS,
+        error_messages={
+            "required": "The page did not report the time you spent; reload it and vote again.",
+            "invalid": "The time spent must be a whole number of milliseconds.",
+            "min_value": "The time spent cannot be negative.",
+            "max_value": "The time spent is implausibly long; reload the page and vote again.",
+        },
+    )
+    plays_a = forms.IntegerField(
+        min_value=1,
+        max_value=MAX_PLAYS,
+        error_messages={
+            "required": "Play response A (left) to the end before you vote.",
+            "invalid": "The play count of response A must be a whole number.",
+            "min_value": "Play response A (left) to the end before you vote.",
+            "max_value": "The play count of response A is implausibly high.",
+        },
+    )
+    plays_b = forms.IntegerField(
+        min_value=1,
+        max_value=MAX_PLAYS,
+        error_messages={
+            "required": "Play response B (right) to the end before you vote.",
+            "invalid": "The play count of response B must be a whole number.",
+            "min_value": "Play response B (right) to the end before you vote.",
+            "max_value": "The play count of response B is implausibly high.",
+        },
+    )
+
+    def __init__(self, *args, dimensions: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.dimensions = [d for d in DIMENSIONS if d in dimensions]
+        for dimension in self.dimensions:
+            label = Dimension(dimension).label
+            self.fields[dimension] = forms.ChoiceField(
+                choices=Judgment.choices,
+                error_messages={
+                    "required": f"Choose a judgment for {label}.",
+                    "invalid_choice": f"The judgment for {label} must be A better, B better, tie, "
+                    "both bad or not applicable.",
+                },
+            )
+
+    def clean(self):
+        cleaned = super().clean()
+        overall = cleaned.get("overall")
+        if overall == Overall.TIE:
+            cleaned["strength"] = Strength.SLIGHT  # a tie has no strength; stored as 1
+        elif overall and not cleaned.get("strength"):
+            self.add_error("strength", "Say how much better it is: 1 (slightly), 2 (clearly) or 3 (much).")
+        return cleaned
+
+    def first_error(self) -> str:
+        """The first problem, in the order of the form on the page, as one sentence."""
+        order = [*self.dimensions, "overall", "strength", "confidence", "rationale",
+                 "plays_a", "plays_b", "time_spent_ms", "submission_token"]
+        for name in order:
+            if name in self.errors:
+                return self.errors[name][0]
+        return next(iter(self.errors.values()))[0]
+
+    def vote(self) -> Vote:
+        data = self.cleaned_data
+        return Vote(
+            submission_token=data["submission_token"],
+            judgments={d: data.get(d, Judgment.NOT_APPLICABLE) for d in DIMENSIONS},
+            overall=data["overall"],
+            strength=int(data["strength"]),
+            confidence=data["confidence"],
+            rationale=data["rationale"].strip(),
+            time_spent_ms=data["time_spent_ms"],
+            plays_a=data["plays_a"],
+            plays_b=data["plays_b"],
+        )

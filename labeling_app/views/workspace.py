@@ -1,0 +1,124 @@
+"""The annotator's workspace: the next item, one item's page, giving an item back, history."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from labeling_app import media_checks
+from labeling_app.actions import Refused
+from labeling_app.actions.assignments import do_claim_next_assignment, do_release_assignment
+from labeling_app.models import Assignment, Campaign, Candidate, Comparison, Round
+from labeling_app.views.access import annotator_required, json_error, page_error, wants_json
+
+NO_ITEM = "No item is waiting for you right now. Thank you! Check again later."
+HISTORY_PAGE_SIZE = 100
+
+
+def _counts(annotator) -> dict[str, int]:
+    start_of_day = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    return Comparison.objects.filter(annotator=annotator).aggregate(
+        total=Count("pk"), today=Count("pk", filter=Q(submitted_at__gte=start_of_day))
+    )
+
+
+@require_GET
+@annotator_required()
+def workspace(request: HttpRequest) -> HttpResponse:
+    current = (
+        Assignment.objects.filter(
+            annotator=request.user,
+            status=Assignment.Status.ACTIVE,
+            expires_at__gt=timezone.now(),
+            scenario__campaign__status=Campaign.Status.ACTIVE,
+        )
+        .select_related("scenario")
+        .order_by("created_at")
+        .first()
+    )
+    return render(
+        request,
+        "labeling/workspace.html",
+        {"current": current, "counts": _counts(request.user), "saved": request.GET.get("saved") == "1"},
+    )
+
+
+@require_POST
+@annotator_required()
+def next_item(request: HttpRequest) -> HttpResponse:
+    """Resume or claim an item. JSON clients (``Accept: application/json``) get
+    ``{"item": {"assignment", "url", "resumed", "expires_at"}}`` or ``{"item": null, "message"}``;
+    a page is redirected to the item."""
+    assignment, resumed = do_claim_next_assignment(request.user)
+    if assignment is None:
+        if wants_json(request):
+            return JsonResponse({"item": None, "message": NO_ITEM})
+        return render(request, "labeling/workspace.html", {"current": None, "no_item": NO_ITEM,
+                                                           "counts": _counts(request.user)})
+    url = reverse("labeling:item", args=[assignment.pk])
+    if wants_json(request):
+        return JsonResponse({"item": {"assignment": assignment.pk, "url": url, "resumed": resumed,
+                                      "expires_at": assignment.expires_at.isoformat()}})
+    return redirect(url)
+
+
+@require_GET
+@annotator_required()
+def item(request: HttpRequest, assignment_id: int) -> HttpResponse:
+    """One item: record or upload the turn, then wait for both responses, then compare."""
+    assignment = get_object_or_404(
+        Assignment.objects.select_related("scenario__campaign"), pk=assignment_id, annotator=request.user
+    )
+    round_ = Round.objects.filter(assignment=assignment).first()
+    if assignment.status == Assignment.Status.COMPLETED:
+        return redirect("labeling:workspace")
+    if assignment.status == Assignment.Status.EXPIRED:
+        return page_error(request, "Your time on this item ran out and it was released. "
+                          "Go back to the workspace for the next item.", 410)
+    if round_ is not None:
+        statuses = set(Candidate.objects.filter(round=round_).values_list("status", flat=True))
+        if statuses == {Candidate.Status.READY}:
+            return redirect("labeling:compare", round_.public_id)
+    scenario = assignment.scenario
+    return render(request, "labeling/item.html", {
+        "assignment": assignment,
+        "scenario": scenario,
+        "campaign_guidelines": scenario.campaign.guidelines,
+        "round": round_,
+        "max_seconds": media_checks.max_seconds(),
+        "max_megabytes": round(media_checks.max_bytes() / 1e6),
+        "lock_minutes": scenario.campaign.lock_minutes,
+    })
+
+
+@require_POST
+@annotator_required()
+def release(request: HttpRequest, assignment_id: int) -> HttpResponse:
+    get_object_or_404(Assignment.objects.only("pk"), pk=assignment_id, annotator=request.user)
+    try:
+        do_release_assignment(assignment_id, request.user)
+    except Refused as refused:
+        if wants_json(request):
+            return json_error(refused.message, refused.status)
+        return page_error(request, refused.message, refused.status)
+    if wants_json(request):
+        return JsonResponse({"released": True, "workspace_url": reverse("labeling:workspace")})
+    return redirect("labeling:workspace")
+
+
+@require_GET
+@annotator_required()
+def history(request: HttpRequest) -> HttpResponse:
+    comparisons = (
+        Comparison.objects.filter(annotator=request.user)
+        .select_related("scenario")
+        .only("submitted_at", "overall", "strength", "time_spent_ms", "scenario__title")
+        .order_by("-submitted_at")[:HISTORY_PAGE_SIZE]
+    )
+    return render(request, "labeling/history.html", {
+        "comparisons": comparisons, "counts": _counts(request.user), "page_size": HISTORY_PAGE_SIZE,
+    })
