@@ -47,6 +47,10 @@ class AgentConfig:
     diffusion_depth: int = 2  # residual AdaLN blocks
     diffusion_train_steps: int = 1000  # timesteps of the training schedule, as in MAR / ADM
     diffusion_batch_mul: int = 4  # noise draws per backbone output in training (MAR uses 4)
+    # Sampling clips the predicted x0 to +-this (ADM's clip_denoised): at t = T the cosine schedule
+    # multiplies noise-prediction errors by ~2e4, so an under-trained head would diverge. Tokens are
+    # expected at about unit scale; None turns clipping off (MAR's choice for well-trained heads).
+    diffusion_clip_x0: float | None = 10.0
     diffusion_loss_weight: float = 1.0  # the paper sums cross-entropy and diffusion loss
 
     def __post_init__(self) -> None:

@@ -44,15 +44,16 @@ class GaussianSchedule:
         self.posterior_log_variance = posterior_log_variance.float()
         self.posterior_mean_coef1 = posterior_mean_coef1.float()
         self.posterior_mean_coef2 = posterior_mean_coef2.float()
-        # p(x_{t-1} | x_t) folded into two linear maps: mean = mean_x * x_t - mean_eps * eps, and
-        # log-variance = posterior_log_variance + (v + 1) * half_range (v in [-1, 1] moves between the
-        # posterior variance and beta_t: the learned variance of improved DDPM).
-        self.mean_x = (posterior_mean_coef1 / alphas_cumprod.sqrt() + posterior_mean_coef2).float()
-        self.mean_eps = (posterior_mean_coef1 * (1 / alphas_cumprod - 1).sqrt()).float()
+        self.sqrt_recip_alphas_cumprod = (1 / alphas_cumprod).sqrt().float()
+        self.sqrt_recipm1_alphas_cumprod = (1 / alphas_cumprod - 1).sqrt().float()
+        # The learned variance of improved DDPM: v in [-1, 1] moves the log-variance from the
+        # posterior's to log beta_t, i.e. posterior_log_variance + (v + 1) * half_range.
         self.half_range = (0.5 * (torch.log(betas) - posterior_log_variance)).float()
         # The same coefficients as Python numbers, for the per-step sampling loop.
-        self.step_coefficients = list(zip(self.mean_x.tolist(), self.mean_eps.tolist(),
-                                          self.posterior_log_variance.tolist(), self.half_range.tolist()))
+        self.step_coefficients = list(zip(
+            self.sqrt_recip_alphas_cumprod.tolist(), self.sqrt_recipm1_alphas_cumprod.tolist(),
+            self.posterior_mean_coef1.tolist(), self.posterior_mean_coef2.tolist(),
+            self.posterior_log_variance.tolist(), self.half_range.tolist()))
 
     @classmethod
     def respaced(cls, train_steps: int, steps: int) -> "GaussianSchedule":
@@ -74,10 +75,17 @@ class GaussianSchedule:
         mean = _at(self.posterior_mean_coef1, t, xt) * x0 + _at(self.posterior_mean_coef2, t, xt) * xt
         return mean, _at(self.posterior_log_variance, t, xt)
 
-    def p_mean_log_variance(self, output: torch.Tensor, xt: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and log-variance of p(x_{t-1} | x_t) from the network's (eps, v) output (..., 2D)."""
+    def p_mean_log_variance(self, output: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, clip: float | None = None
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance of p(x_{t-1} | x_t) from the network's (eps, v) output (..., 2D).
+
+        `clip` bounds the predicted x0 (ADM's clip_denoised).
+        """
         eps, v = output.chunk(2, dim=-1)
-        mean = _at(self.mean_x, t, xt) * xt - _at(self.mean_eps, t, xt) * eps
+        x0 = _at(self.sqrt_recip_alphas_cumprod, t, xt) * xt - _at(self.sqrt_recipm1_alphas_cumprod, t, xt) * eps
+        if clip is not None:
+            x0 = x0.clamp(-clip, clip)
+        mean = _at(self.posterior_mean_coef1, t, xt) * x0 + _at(self.posterior_mean_coef2, t, xt) * xt
         return mean, _at(self.posterior_log_variance, t, xt) + (v + 1) * _at(self.half_range, t, xt)
 
 
@@ -114,9 +122,11 @@ class TimestepEmbedder(nn.Module):
 class DiffusionHead(nn.Module):
     """Denoises one visual token given its noisy value, the timestep and the backbone's slot output."""
 
-    def __init__(self, token_dim: int, cond_dim: int, width: int, depth: int, train_steps: int) -> None:
+    def __init__(self, token_dim: int, cond_dim: int, width: int, depth: int, train_steps: int,
+                 clip_x0: float | None = None) -> None:
         super().__init__()
         self.token_dim = token_dim
+        self.clip_x0 = clip_x0
         self.train_steps = train_steps
         self.schedule = GaussianSchedule(cosine_betas(train_steps), torch.arange(train_steps))
         self.time_embed = TimestepEmbedder(width)
@@ -200,9 +210,12 @@ class DiffusionHead(nn.Module):
         log_temperature = 2 * math.log(temperature)
         for i in reversed(range(steps)):
             # The same arithmetic as GaussianSchedule.p_mean_log_variance, on Python numbers: faster.
-            mean_x, mean_eps, log_variance_lo, half_range = schedule.step_coefficients[i]
+            recip, recipm1, coef1, coef2, log_variance_lo, half_range = schedule.step_coefficients[i]
             eps, v = self.denoise(x, [mod[i] for mod in mods]).chunk(2, dim=-1)
-            mean = mean_x * x - mean_eps * eps
+            x0 = recip * x - recipm1 * eps
+            if self.clip_x0 is not None:
+                x0 = x0.clamp(-self.clip_x0, self.clip_x0)
+            mean = coef1 * x0 + coef2 * x
             if i == 0:
                 x = mean
             else:
@@ -224,5 +237,5 @@ class DiffusionHead(nn.Module):
         cond = cond[..., None, :].expand(*xt.shape[:-1], cond.shape[-1])  # (..., stochastic, C)
         t = schedule.timesteps[index].expand(xt.shape[:-1])  # (..., stochastic)
         output = self(xt, t, cond)
-        mean, log_variance = schedule.p_mean_log_variance(output, xt, index.expand(xt.shape[:-1]))
+        mean, log_variance = schedule.p_mean_log_variance(output, xt, index.expand(xt.shape[:-1]), self.clip_x0)
         return gaussian_log_density(target, mean, log_variance + 2 * math.log(temperature))

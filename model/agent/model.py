@@ -67,7 +67,7 @@ class AgentModel(nn.Module):
         self.embedder = FrameEmbedder(config)
         self.audio_head = nn.Linear(config.hidden_size, config.num_codebooks * (config.codebook_size + 1))
         self.diffusion = DiffusionHead(config.visual_token_dim, config.hidden_size, config.diffusion_width,
-                                       config.diffusion_depth, config.diffusion_train_steps)
+                                       config.diffusion_depth, config.diffusion_train_steps, config.diffusion_clip_x0)
 
     @classmethod
     def from_config(cls, config: AgentConfig) -> "AgentModel":

@@ -109,7 +109,7 @@ class Rollout:
             agent_audio=self.audio_tokens[None], agent_visual=self.visual_tokens[None],
             human_audio=one(self.human_audio), human_visual=one(self.human_visual), prompt=one(self.prompt),
             trajectory=one(self.trajectory),
-            identity=None if self.identity is None else torch.tensor([self.identity], device=self.device),
+            identity=None if self.identity is None else torch.tensor([self.identity], device=self.audio_tokens.device),
             present={name: mask[None] for name, mask in self.present.items()},
         )
 
