@@ -31,6 +31,10 @@ class Mp4Config:
 MP4 = Mp4Config()
 
 
+TRUNCATION_FRACTION = 0.95  # decoded/declared duration below this means the file was cut off
+TRUNCATION_SLACK_S = 0.05  # ...beyond codec priming and rounding of the last frame
+
+
 class MediaError(ValueError):
     """A media file that cannot be read: corrupt, empty, truncated or missing a stream."""
 
@@ -60,6 +64,23 @@ def _open(path: str | Path) -> av.container.InputContainer:
         return av.open(str(path), mode="r")
     except av.FFmpegError as error:
         raise MediaError(f"cannot open {path} as a media file: {error}") from error
+
+
+def _declared_duration(container, stream) -> float | None:
+    """Seconds the file says the stream lasts, or None (browser webm often leaves it out)."""
+    if stream.duration is not None and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / av.time_base
+    return None
+
+
+def _check_complete(path, kind: str, decoded: float, declared: float | None) -> None:
+    """A file whose data ends well before its declared duration was cut off in transfer."""
+    if declared is not None and decoded + TRUNCATION_SLACK_S < TRUNCATION_FRACTION * declared:
+        raise MediaError(
+            f"{kind} of {path} is truncated: decoded {decoded:.2f} s of the {declared:.2f} s it declares"
+        )
 
 
 def probe(path: str | Path) -> MediaInfo:
@@ -109,9 +130,11 @@ def decode_audio(path: str | Path, sample_rate: int) -> np.ndarray:
                 chunks.append(out.to_ndarray().reshape(-1))
         except av.FFmpegError as error:
             raise MediaError(f"audio of {path} is corrupt or truncated: {error}") from error
-    if not chunks:
-        raise MediaError(f"audio stream of {path} decoded to no samples")
-    return np.concatenate(chunks).astype(np.float32)
+        if not chunks:
+            raise MediaError(f"audio stream of {path} decoded to no samples")
+        wave = np.concatenate(chunks).astype(np.float32)
+        _check_complete(path, "audio", len(wave) / sample_rate, _declared_duration(container, stream))
+    return wave
 
 
 def decode_video(path: str | Path, fps: float, width: int, height: int) -> np.ndarray:
@@ -135,12 +158,12 @@ def decode_video(path: str | Path, fps: float, width: int, height: int) -> np.nd
                 images.append(frame.to_ndarray(format="rgb24", width=width, height=height))
         except av.FFmpegError as error:
             raise MediaError(f"video of {path} is corrupt or truncated: {error}") from error
-    if not images:
-        raise MediaError(f"video stream of {path} decoded to no frames")
-    start = times[0]
-    times_arr = np.asarray(times) - start
-    frame_period = float(np.median(np.diff(times_arr))) if len(times_arr) > 1 else 1.0 / fps
-    duration = times_arr[-1] + frame_period
+        if not images:
+            raise MediaError(f"video stream of {path} decoded to no frames")
+        times_arr = np.asarray(times) - times[0]
+        frame_period = float(np.median(np.diff(times_arr))) if len(times_arr) > 1 else 1.0 / fps
+        duration = times_arr[-1] + frame_period
+        _check_complete(path, "video", duration, _declared_duration(container, stream))
     count = max(1, round(duration * fps))
     targets = np.arange(count) / fps
     # Tiny tolerance so a frame stamped 0.04166 is used for target 1/24 = 0.041666...

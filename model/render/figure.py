@@ -66,6 +66,13 @@ class _Camera:
         return np.array([self.cx + point[0] * self.scale, self.cy - point[1] * self.scale], dtype=np.float32)
 
 
+def project_points(points: np.ndarray, width: int, height: int, config: RenderConfig = RENDER) -> np.ndarray:
+    """World points (..., 3) in metres -> pixel coordinates (..., 2) in a width x height render."""
+    camera = _Camera(width, height, config)
+    points = np.asarray(points, dtype=np.float64)
+    return np.stack([camera.cx + points[..., 0] * camera.scale, camera.cy - points[..., 1] * camera.scale], axis=-1)
+
+
 def _shade(colour, depth: float, config: RenderConfig) -> np.ndarray:
     factor = np.clip(1.0 + config.depth_shading * depth, 0.7, 1.12)
     return np.clip(np.asarray(colour, dtype=np.float32) * factor, 0, 255)

@@ -1,0 +1,40 @@
+"""Fixtures for the representation tests: real espeak-ng speech and the shipped codec.
+
+espeak-ng is a hard requirement of the project (the setup installs it), so a missing binary
+fails these tests with the install command rather than skipping them.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from model.codec import SpectralRVQCodec, load_codec
+from model.data.speech import Voice, synthesize
+
+HELD_OUT_SENTENCE = "Seventy brave sailors whispered quietly about a purple lighthouse."
+
+
+@pytest.fixture(scope="session")
+def espeak() -> str:
+    path = shutil.which("espeak-ng")
+    if path is None:
+        pytest.fail("espeak-ng is not installed; run `apt-get install espeak-ng` (the setup script does this)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def default_codec() -> SpectralRVQCodec:
+    return load_codec("default")
+
+
+@pytest.fixture(scope="session")
+def speech_clip(espeak) -> torch.Tensor:
+    """3.0 s of held-out speech at 24 kHz: a sentence and pitch the codec was not fitted on."""
+    wave = synthesize(HELD_OUT_SENTENCE, 24_000, Voice("en-gb", pitch=45))
+    seconds = 3
+    if len(wave) < seconds * 24_000:
+        raise AssertionError(f"espeak-ng produced only {len(wave) / 24_000:.2f} s for the held-out sentence")
+    return wave[: seconds * 24_000].contiguous()
