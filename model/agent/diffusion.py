@@ -21,7 +21,7 @@ def cosine_betas(steps: int, max_beta: float = 0.999) -> torch.Tensor:
 
     return torch.tensor(
         [min(1 - alpha_bar((i + 1) / steps) / alpha_bar(i / steps), max_beta) for i in range(steps)],
-        dtype=torch.float64,
+        dtype=torch.float64, device="cpu",  # constants: on the CPU even under a meta-device context
     )
 
 
@@ -30,7 +30,7 @@ class GaussianSchedule:
 
     def __init__(self, betas: torch.Tensor, timesteps: torch.Tensor) -> None:
         alphas_cumprod = torch.cumprod(1 - betas, dim=0)
-        alphas_cumprod_prev = torch.cat([torch.ones(1, dtype=betas.dtype), alphas_cumprod[:-1]])
+        alphas_cumprod_prev = torch.cat([torch.ones(1, dtype=betas.dtype, device="cpu"), alphas_cumprod[:-1]])
         posterior_variance = betas * (1 - alphas_cumprod_prev) / (1 - alphas_cumprod)
         self.timesteps = timesteps
         self.num_steps = len(betas)
@@ -62,9 +62,9 @@ class GaussianSchedule:
             raise ValueError(f"diffusion steps must be in [2, {train_steps}], got {steps}")
         alphas_cumprod = torch.cumprod(1 - cosine_betas(train_steps), dim=0)
         stride = (train_steps - 1) / (steps - 1)  # >= 1, so the rounded timesteps are distinct
-        timesteps = torch.tensor(sorted({round(i * stride) for i in range(steps)}), dtype=torch.long)
+        timesteps = torch.tensor(sorted({round(i * stride) for i in range(steps)}), dtype=torch.long, device="cpu")
         kept = alphas_cumprod[timesteps]
-        previous = torch.cat([torch.ones(1, dtype=kept.dtype), kept[:-1]])
+        previous = torch.cat([torch.ones(1, dtype=kept.dtype, device="cpu"), kept[:-1]])
         return cls(1 - kept / previous, timesteps)
 
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -128,7 +128,7 @@ class DiffusionHead(nn.Module):
         self.token_dim = token_dim
         self.clip_x0 = clip_x0
         self.train_steps = train_steps
-        self.schedule = GaussianSchedule(cosine_betas(train_steps), torch.arange(train_steps))
+        self.schedule = GaussianSchedule(cosine_betas(train_steps), torch.arange(train_steps, device="cpu"))
         self.time_embed = TimestepEmbedder(width)
         self.cond_embed = nn.Linear(cond_dim, width)
         self.input_proj = nn.Linear(token_dim, width)
@@ -203,7 +203,7 @@ class DiffusionHead(nn.Module):
         """
         schedule = self.sampling_schedule(steps)
         n = cond.shape[0]
-        mods = self.modulations(schedule.timesteps[:, None].expand(-1, n), cond.expand(steps, -1, -1))
+        mods = self.modulations(schedule.timesteps.to(cond.device)[:, None].expand(-1, n), cond.expand(steps, -1, -1))
         noise = torch.randn(steps, n, self.token_dim, generator=generator, device=cond.device)  # (steps, N, D)
         x = noise[0]
         chain, log_probs = [x], []
@@ -235,7 +235,7 @@ class DiffusionHead(nn.Module):
         xt = chain[..., :stochastic, :]  # (..., stochastic, D)
         target = chain[..., 1 : stochastic + 1, :]  # (..., stochastic, D)
         cond = cond[..., None, :].expand(*xt.shape[:-1], cond.shape[-1])  # (..., stochastic, C)
-        t = schedule.timesteps[index].expand(xt.shape[:-1])  # (..., stochastic)
+        t = schedule.timesteps[index].to(xt.device).expand(xt.shape[:-1])  # (..., stochastic)
         output = self(xt, t, cond)
         mean, log_variance = schedule.p_mean_log_variance(output, xt, index.expand(xt.shape[:-1]), self.clip_x0)
         return gaussian_log_density(target, mean, log_variance + 2 * math.log(temperature))
