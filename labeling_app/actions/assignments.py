@@ -36,7 +36,8 @@ def do_claim_next_assignment(annotator) -> tuple[Assignment | None, bool]:
     for this annotator. Locks, in this order: the annotator's user row (one claim at a time per
     person, so a double click cannot hold two items), then one candidate scenario row at a time
     (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so concurrent claimers spread over items instead
-    of queueing; on SQLite the IMMEDIATE transaction already serialises writers). The holders
+    of queueing, waiting only when every free item is being claimed; on SQLite the IMMEDIATE
+    transaction already serialises writers). The holders
     of a locked scenario are counted again *after* the lock is taken, in a new statement, so a
     claim committed meanwhile is seen.
     """
@@ -71,12 +72,10 @@ def do_claim_next_assignment(annotator) -> tuple[Assignment | None, bool]:
         )
         tried: list[int] = []
         for _ in range(MAX_CLAIM_TRIES):
-            row = (
-                free.exclude(pk__in=tried)
-                .select_for_update(skip_locked=True, of=("self",))
-                .values_list("pk", "campaign__overlap", "campaign__lock_minutes")
-                .first()
-            )
+            untried = free.exclude(pk__in=tried)
+            # Prefer an item nobody is claiming right now; when every free item is being claimed
+            # (one item, overlap 2), wait for the first one's claimer: it may leave a slot.
+            row = _lock_first(untried, skip_locked=True) or _lock_first(untried, skip_locked=False)
             if row is None:
                 return None, False
             scenario_id, overlap, lock_minutes = row
@@ -89,6 +88,14 @@ def do_claim_next_assignment(annotator) -> tuple[Assignment | None, bool]:
                 return assignment, False
             tried.append(scenario_id)
     return None, False
+
+
+def _lock_first(scenarios, skip_locked: bool):
+    return (
+        scenarios.select_for_update(skip_locked=skip_locked, of=("self",))
+        .values_list("pk", "campaign__overlap", "campaign__lock_minutes")
+        .first()
+    )
 
 
 def ensure_still_held(assignment: Assignment, campaign: Campaign, renew: bool) -> None:
