@@ -119,15 +119,17 @@ def decode_audio(path: str | Path, sample_rate: int) -> np.ndarray:
         if not container.streams.audio:
             raise MediaError(f"{path} has no audio stream")
         stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        # Keep the channels through resampling and average them here: FFmpeg's own downmix
+        # adds channels at -3 dB each, which makes a stereo recording of one voice louder.
+        resampler = av.AudioResampler(format="fltp", rate=sample_rate)
         chunks = []
         try:
             for frame in container.decode(stream):
                 frame.pts = None  # let the resampler count samples instead of trusting odd pts
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))  # (1, n) packed mono -> (n,)
+                    chunks.append(out.to_ndarray().mean(0))  # (C, n) planar -> (n,)
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+                chunks.append(out.to_ndarray().mean(0))
         except av.FFmpegError as error:
             raise MediaError(f"audio of {path} is corrupt or truncated: {error}") from error
         if not chunks:
