@@ -50,7 +50,7 @@ def do_submit_comparison(round_: Round, annotator, vote: Vote) -> tuple[Comparis
                     return prior, False
                 raise Refused("You already submitted your judgment of this pair. Go on to the next item.")
             ensure_still_held(assignment, campaign, renew=False)
-            candidates = list(Candidate.objects.filter(round=round_).only("pk", "variant", "status"))
+            candidates = list(Candidate.objects.filter(round=round_).order_by("pk").only("pk", "variant", "status"))
             left, right = left_and_right(round_, candidates, campaign.variant_a_id)
             if left.status != Candidate.Status.READY or right.status != Candidate.Status.READY:
                 raise Refused("Both responses must be ready and played before you vote.")

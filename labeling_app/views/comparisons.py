@@ -42,7 +42,7 @@ def compare(request: HttpRequest, round_id) -> HttpResponse:
     if Comparison.objects.filter(round=round_).exists():
         return redirect("labeling:workspace")
     campaign = round_.scenario.campaign
-    left, right = left_and_right(round_, list(Candidate.objects.filter(round=round_)), campaign.variant_a_id)
+    left, right = left_and_right(round_, list(Candidate.objects.filter(round=round_).order_by("pk")), campaign.variant_a_id)
     if left.status != Candidate.Status.READY or right.status != Candidate.Status.READY:
         return redirect("labeling:item", round_.assignment_id)
     dimensions = [GUIDE_BY_KEY[d] for d in DIMENSIONS if d in campaign.dimensions]

@@ -131,7 +131,7 @@ def status(request: HttpRequest, round_id) -> JsonResponse:
     )
     if round_ is None:
         return json_error(ROUND_NOT_FOUND, 404)
-    candidates = list(Candidate.objects.filter(round=round_).only("pk", "variant", "status", "progress"))
+    candidates = list(Candidate.objects.filter(round=round_).order_by("pk").only("pk", "variant", "status", "progress"))
     left, right = left_and_right(round_, candidates, round_.scenario.campaign.variant_a_id)
     statuses = {left.status, right.status}
     return JsonResponse({

@@ -80,7 +80,7 @@ def item(request: HttpRequest, assignment_id: int) -> HttpResponse:
         return page_error(request, "Your time on this item ran out and it was released. "
                           "Go back to the workspace for the next item.", 410)
     if round_ is not None:
-        statuses = set(Candidate.objects.filter(round=round_).values_list("status", flat=True))
+        statuses = set(Candidate.objects.filter(round=round_).order_by().values_list("status", flat=True))
         if statuses == {Candidate.Status.READY}:
             return redirect("labeling:compare", round_.public_id)
     scenario = assignment.scenario
