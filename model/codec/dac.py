@@ -8,6 +8,8 @@ the network rebuilt from its recorded constructor arguments, so no pickle code e
 
 from __future__ import annotations
 
+import inspect
+import pickle
 from pathlib import Path
 
 import torch
@@ -34,10 +36,15 @@ class DACCodec(AudioCodec):
         if not weights_path.is_file():
             raise FileNotFoundError(f"DAC weights not found at {weights_path}; pass a local .pth file")
         dac = _import_dac()
-        checkpoint = torch.load(weights_path, map_location="cpu", weights_only=True)
+        try:
+            checkpoint = torch.load(weights_path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as error:
+            raise ValueError(f"{weights_path} holds objects beyond tensors and plain data; refusing to unpickle it") from error
         if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
             raise ValueError(f"{weights_path} is not a DAC checkpoint (expected a dict with 'state_dict')")
-        kwargs = checkpoint.get("metadata", {}).get("kwargs", {})
+        # Like audiotools' own loader, pass on only the arguments DAC's constructor accepts.
+        accepted = inspect.signature(dac.DAC).parameters
+        kwargs = {k: v for k, v in checkpoint.get("metadata", {}).get("kwargs", {}).items() if k in accepted}
         self.model = dac.DAC(**kwargs)
         self.model.load_state_dict(checkpoint["state_dict"])
         self.model.eval().to(device)
