@@ -18,6 +18,7 @@ from labeling_app.models.choices import Strength
 from labeling_app.views.access import annotator_required, json_error, page_error
 from labeling_app.views.guidelines import GUIDE_BY_KEY
 from labeling_app.views.rounds import ROUND_NOT_FOUND
+from labeling_app.views.workspace import describe_scene
 
 # Keyboard shortcut of each per-dimension choice; the page shows this table too.
 JUDGMENT_KEYS = {Judgment.A: "a", Judgment.B: "b", Judgment.TIE: "t", Judgment.BOTH_BAD: "x",
@@ -49,6 +50,7 @@ def compare(request: HttpRequest, round_id) -> HttpResponse:
     return render(request, "labeling/compare.html", {
         "round": round_,
         "scenario": round_.scenario,
+        "scene": describe_scene(round_.scenario.scene_objects),
         "campaign_guidelines": campaign.guidelines,
         "left_url": reverse("labeling:candidate-media", args=[left.public_id]),
         "right_url": reverse("labeling:candidate-media", args=[right.public_id]),

@@ -19,6 +19,20 @@ NO_ITEM = "No item is waiting for you right now. Thank you! Check again later."
 HISTORY_PAGE_SIZE = 100
 
 
+def describe_scene(scene_objects) -> list[dict]:
+    """What the annotator reads about the scene: each object's kind and, when given as
+    [r, g, b], a colour swatch (anything else about the object is for the renderer)."""
+    described = []
+    for item in scene_objects or []:
+        if not isinstance(item, dict):
+            continue
+        colour = item.get("colour")
+        valid = isinstance(colour, list) and len(colour) == 3 and all(isinstance(c, int) for c in colour)
+        described.append({"kind": str(item.get("kind", "object")),
+                          "rgb": ", ".join(str(max(0, min(255, c))) for c in colour) if valid else None})
+    return described
+
+
 def _counts(annotator) -> dict[str, int]:
     start_of_day = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     return Comparison.objects.filter(annotator=annotator).aggregate(
@@ -87,6 +101,7 @@ def item(request: HttpRequest, assignment_id: int) -> HttpResponse:
     return render(request, "labeling/item.html", {
         "assignment": assignment,
         "scenario": scenario,
+        "scene": describe_scene(scenario.scene_objects),
         "campaign_guidelines": scenario.campaign.guidelines,
         "round": round_,
         "max_seconds": media_checks.max_seconds(),

@@ -135,7 +135,7 @@ def make_campaign(overlap: int = 1, scenarios: int = 1, lock_minutes: int = 30,
         Scenario.objects.create(
             campaign=campaign, title=f"Scenario {position}", instructions=f"Say hello number {position}.",
             agent_prompt="friendly", position=position,
-            scene_objects=[{"kind": "cup", "colour": "red", "position": [0.3, 0.9, 0.2]}],
+            scene_objects=[{"kind": "cup", "colour": [200, 40, 40], "position": [0.3, 0.9, 0.2]}],
         )
     return campaign
 
