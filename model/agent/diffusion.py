@@ -100,10 +100,6 @@ def gaussian_log_density(x: torch.Tensor, mean: torch.Tensor, log_variance: torc
     return (-0.5 * (math.log(2 * math.pi) + log_variance + (x - mean) ** 2 * torch.exp(-log_variance))).sum(-1)
 
 
-def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return x * (1 + scale) + shift
-
-
 class TimestepEmbedder(nn.Module):
     """Sinusoidal timestep features through a two-layer MLP (DiT / MAR)."""
 
@@ -154,18 +150,21 @@ class DiffusionHead(nn.Module):
             self._schedules[steps] = GaussianSchedule.respaced(self.train_steps, steps)
         return self._schedules[steps]
 
-    def modulations(self, t: torch.Tensor, cond: torch.Tensor) -> list[torch.Tensor]:
-        """AdaLN parameters for (t, cond); computed once per frame for all sampling steps."""
-        c = self.time_embed(t) + self.cond_embed(cond)
-        return [block["ada"](c) for block in self.blocks] + [self.final_ada(c)]
+    def modulations(self, t: torch.Tensor, cond: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+        """AdaLN (shift, 1 + scale, gate) per block and (shift, 1 + scale) for the output layer.
 
-    def denoise(self, xt: torch.Tensor, modulations: list[torch.Tensor]) -> torch.Tensor:
+        They depend on (t, cond) only, so sampling computes them once per frame for all its steps.
+        """
+        c = self.time_embed(t) + self.cond_embed(cond)
+        chunks = [block["ada"](c).chunk(3, dim=-1) for block in self.blocks] + [self.final_ada(c).chunk(2, dim=-1)]
+        return [(shift, 1 + scale, *gate) for shift, scale, *gate in chunks]
+
+    def denoise(self, xt: torch.Tensor, modulations: list[tuple[torch.Tensor, ...]]) -> torch.Tensor:
         h = self.input_proj(xt)
-        for block, mod in zip(self.blocks, modulations[:-1]):
-            shift, scale, gate = mod.chunk(3, dim=-1)
-            h = h + gate * block["mlp"](_modulate(block["norm"](h), shift, scale))
-        shift, scale = modulations[-1].chunk(2, dim=-1)
-        return self.final(_modulate(self.final_norm(h), shift, scale))
+        for block, (shift, scale, gate) in zip(self.blocks, modulations):
+            h = torch.addcmul(h, gate, block["mlp"](torch.addcmul(shift, block["norm"](h), scale)))
+        shift, scale = modulations[-1]
+        return self.final(torch.addcmul(shift, self.final_norm(h), scale))
 
     def forward(self, xt: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         return self.denoise(xt, self.modulations(t, cond))
@@ -206,12 +205,12 @@ class DiffusionHead(nn.Module):
         mods = self.modulations(schedule.timesteps.to(cond.device)[:, None].expand(-1, n), cond.expand(steps, -1, -1))
         noise = torch.randn(steps, n, self.token_dim, generator=generator, device=cond.device)  # (steps, N, D)
         x = noise[0]
-        chain, log_probs = [x], []
+        chain, means, log_variances = [x], [], []
         log_temperature = 2 * math.log(temperature)
         for i in reversed(range(steps)):
             # The same arithmetic as GaussianSchedule.p_mean_log_variance, on Python numbers: faster.
             recip, recipm1, coef1, coef2, log_variance_lo, half_range = schedule.step_coefficients[i]
-            eps, v = self.denoise(x, [mod[i] for mod in mods]).chunk(2, dim=-1)
+            eps, v = self.denoise(x, [tuple(part[i] for part in mod) for mod in mods]).chunk(2, dim=-1)
             x0 = recip * x - recipm1 * eps
             if self.clip_x0 is not None:
                 x0 = x0.clamp(-self.clip_x0, self.clip_x0)
@@ -220,10 +219,13 @@ class DiffusionHead(nn.Module):
                 x = mean
             else:
                 log_variance = log_variance_lo + (v + 1) * half_range + log_temperature
-                x = mean + torch.exp(0.5 * log_variance) * noise[i]
-                log_probs.append(gaussian_log_density(x, mean, log_variance))
+                x = torch.addcmul(mean, torch.exp(0.5 * log_variance), noise[i])
+                means.append(mean)
+                log_variances.append(log_variance)
             chain.append(x)
-        return x, torch.stack(chain), torch.stack(log_probs)
+        chain = torch.stack(chain)  # (steps + 1, N, D)
+        log_probs = gaussian_log_density(chain[1:steps], torch.stack(means), torch.stack(log_variances))
+        return x, chain, log_probs
 
     def chain_log_probs(self, cond: torch.Tensor, chain: torch.Tensor, temperature: float) -> torch.Tensor:
         """Recompute `sample`'s step log-densities: cond (..., C), chain (..., steps + 1, D) -> (..., steps - 1)."""

@@ -158,6 +158,39 @@ class StreamingSession:
         self._audio_log_probs: list[torch.Tensor] = []
         self._received: dict[str, list[torch.Tensor | None]] = {"human_audio": [], "human_visual": [], "trajectory": []}
 
+    @classmethod
+    @torch.no_grad()
+    def from_rollout(cls, model: "AgentModel", rollout: Rollout, params: SamplingParams | None = None,
+                     use_cache: bool = True) -> "StreamingSession":
+        """A session that continues `rollout`: its frames become the context, read in one backbone call.
+
+        The next step takes the human's last frame of the rollout. The prefix keeps its recorded
+        log-probabilities; new frames are sampled with `params` (default: the rollout's), from a
+        generator seeded afresh.
+        """
+        session = cls(model, params or rollout.params, prompt=rollout.prompt, identity=rollout.identity,
+                      use_cache=use_cache)
+        c = model.config
+        r, t = c.audio_frames_per_video_frame, rollout.visual_tokens.shape[0]
+        batch = rollout.to_batch()
+        hidden = session._backbone(model.embed(batch)).view(t, c.positions_per_frame, -1)  # (T, P, H)
+        logits = model.audio_logits(hidden[:, :r])  # (T, R, K, V + 1)
+        for i in range(t):
+            tokens = rollout.audio_tokens[:, i * r : (i + 1) * r]  # (K, R)
+            session._frames.append(FrameOutput(i, tokens, session._completed_codes(tokens),
+                                               rollout.visual_tokens[i], logits[i], hidden[i, 1 + r:]))
+            session._audio_log_probs.append(rollout.audio_log_probs[:, i * r : (i + 1) * r])
+        session._chains = list(rollout.visual_chain)
+        session._visual_log_probs = list(rollout.visual_log_probs)
+        for name in session._received:
+            value = getattr(rollout, name)
+            present = rollout.present.get(name)
+            frames = [None if value is None or (present is not None and not present[i]) else
+                      (value[:, i * r : (i + 1) * r] if name == "human_audio" else value[i]) for i in range(t)]
+            # The human's last frame of the rollout was never received: the next step brings it.
+            session._received[name] = frames[: t - 1] if name.startswith("human") else frames
+        return session
+
     @property
     def num_frames(self) -> int:
         return len(self._frames)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from model.agent import AgentBatch, AgentConfig, AgentModel, SamplingParams
+from model.agent import AgentBatch, AgentConfig, AgentModel, SamplingParams, StreamingSession
 from model.agent.delay_pattern import delay_valid_mask
 
 FRAMES = 6
@@ -261,3 +261,26 @@ def test_log_probs_follow_the_temperature(model):
     a = l1 + b
     torch.testing.assert_close(l3, a - d * math.log(3.0) - b / 9, atol=1e-3, rtol=1e-5)
     assert (b > 0).all()
+
+
+def test_a_session_continued_from_a_rollout_still_matches_the_full_forward(model):
+    human = random_batch(model.config, batch_size=1)
+    r = model.config.audio_frames_per_video_frame
+    prefix = model.generate(3, SamplingParams(seed=1), human_audio=human.human_audio[0],
+                            human_visual=human.human_visual[0], prompt=human.prompt[0],
+                            trajectory=human.trajectory[0], identity=int(human.identity[0]))
+    session = StreamingSession.from_rollout(model, prefix, SamplingParams(seed=2))
+    frames = [session.step(human_audio=human.human_audio[0, :, (i - 1) * r : i * r],
+                           human_visual=human.human_visual[0, i - 1], trajectory=human.trajectory[0, i])
+              for i in range(3, FRAMES)]
+    rollout = session.rollout()
+    assert torch.equal(rollout.audio_tokens[:, : 3 * r], prefix.audio_tokens)
+    assert torch.equal(rollout.human_audio[:, : (FRAMES - 1) * r], human.human_audio[0, :, : (FRAMES - 1) * r])
+    with torch.no_grad():
+        out = model(rollout.to_batch())
+    for frame in frames:
+        i = frame.index
+        torch.testing.assert_close(frame.audio_logits, out.audio_logits[0, i * r : (i + 1) * r], atol=1e-4, rtol=0)
+        torch.testing.assert_close(frame.visual_cond, out.visual_cond[0, i], atol=1e-4, rtol=0)
+    recomputed = model.log_probs(rollout)
+    torch.testing.assert_close(recomputed.audio, rollout.audio_log_probs, atol=1e-4, rtol=0)
