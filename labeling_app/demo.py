@@ -60,7 +60,7 @@ def ensure_demo_content() -> list[tuple[str, str, str]]:
                 instructions=instructions,
                 agent_prompt=prompt,
                 position=position,
-                scene_objects=[{"kind": "cup", "position": [0.35, 0.95, 0.25], "colour": "red"}]
+                scene_objects=[{"kind": "cup", "position": [0.35, 0.95, 0.25], "colour": [200, 40, 40]}]
                 if "cup" in prompt
                 else [],
             )

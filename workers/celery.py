@@ -18,4 +18,4 @@ django.setup()
 app = Celery("workers")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Task modules are listed, not discovered: a reader sees every task the fleet runs here.
-app.conf.imports = ("workers.health",)
+app.conf.imports = ("workers.health", "workers.sampling")

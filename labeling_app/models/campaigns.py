@@ -24,6 +24,34 @@ def validate_dimensions(value) -> None:
         raise ValidationError("Each dimension may be listed once.")
 
 
+# What the renderer can draw (model.render.OBJECT_KINDS; the site does not import model).
+SCENE_OBJECT_KINDS = ("cup", "ball", "box")
+
+
+def validate_scene_objects(value) -> None:
+    """A list of {"kind", "position": [x, y, z], optional "colour": [r, g, b], optional "size"}."""
+    if not isinstance(value, list):
+        raise ValidationError("Scene objects must be a list.")
+    for index, item in enumerate(value):
+        where = f"Scene object {index + 1}"
+        if not isinstance(item, dict) or item.get("kind") not in SCENE_OBJECT_KINDS:
+            raise ValidationError(f"{where}: 'kind' must be one of {', '.join(SCENE_OBJECT_KINDS)}.")
+        position = item.get("position")
+        if not (isinstance(position, list) and len(position) == 3
+                and all(isinstance(x, (int, float)) for x in position)):
+            raise ValidationError(f"{where}: 'position' must be [x, y, z] in metres.")
+        colour = item.get("colour", [210, 60, 50])
+        if not (isinstance(colour, list) and len(colour) == 3
+                and all(isinstance(c, int) and 0 <= c <= 255 for c in colour)):
+            raise ValidationError(f"{where}: 'colour' must be [r, g, b] with values 0-255.")
+        size = item.get("size", 0.1)
+        if not isinstance(size, (int, float)) or not 0 < size <= 2:
+            raise ValidationError(f"{where}: 'size' must be a positive number of metres (at most 2).")
+        unknown = set(item) - {"kind", "position", "colour", "size"}
+        if unknown:
+            raise ValidationError(f"{where}: unknown keys {sorted(unknown)}.")
+
+
 class Campaign(models.Model):
     """One pairwise comparison study: variant A against variant B on a set of scenarios.
 
@@ -100,7 +128,9 @@ class Scenario(models.Model):
         blank=True, help_text="Text control given to the agent (e.g. an emotion, 'pick up the cup')."
     )
     scene_objects = models.JSONField(
-        default=list, blank=True, help_text='Objects in the scene, e.g. [{"kind": "cup", "position": [0.3, 0.9, 0.2]}].'
+        default=list, blank=True, validators=[validate_scene_objects],
+        help_text='Objects in the scene, e.g. [{"kind": "cup", "position": [0.3, 0.9, 0.2], '
+                  '"colour": [200, 40, 40], "size": 0.1}].',
     )
     identity = models.PositiveSmallIntegerField(default=0, help_text="Which agent identity speaks.")
     position = models.PositiveIntegerField(default=0, help_text="Order within the campaign.")
