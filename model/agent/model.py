@@ -118,10 +118,14 @@ class AgentModel(nn.Module):
         visual = self.embedder.visual_queries().expand(b, t, -1, -1)  # (B, T, L2, H)
         return torch.cat([control[:, :, None], audio, visual], dim=2).flatten(1, 2)  # (B, T * P, H)
 
-    def forward(self, batch: AgentBatch) -> AgentOutput:
+    def hidden_states(self, batch: AgentBatch) -> torch.Tensor:
+        """The backbone's outputs per frame and slot (B, T, P, H): what a reward or value head reads."""
         c = self.config
-        b, t, r = batch.batch_size, batch.num_frames, c.audio_frames_per_video_frame
-        hidden = self.run_backbone(self.embed(batch)).view(b, t, c.positions_per_frame, -1)  # (B, T, P, H)
+        return self.run_backbone(self.embed(batch)).view(batch.batch_size, batch.num_frames, c.positions_per_frame, -1)
+
+    def forward(self, batch: AgentBatch) -> AgentOutput:
+        r = self.config.audio_frames_per_video_frame
+        hidden = self.hidden_states(batch)  # (B, T, P, H)
         logits = self.audio_logits(hidden[:, :, :r]).flatten(1, 2)  # (B, T, R, K, V+1) -> (B, S, K, V+1)
         return AgentOutput(audio_logits=logits, visual_cond=hidden[:, :, 1 + r:])
 

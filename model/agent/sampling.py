@@ -6,13 +6,19 @@ the distribution it was drawn from (audio: per codebook token, logits / temperat
 visuals: the Gaussian density of every stochastic denoising step), so PPO can form ratios.
 """
 
+import dataclasses
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from transformers import DynamicCache
 
 from model.agent.batch import AgentBatch
+from model.agent.checkpoint import check_safetensors
 from model.agent.delay_pattern import delay_valid_mask, revert_delay_pattern
 
 if TYPE_CHECKING:
@@ -100,6 +106,27 @@ class Rollout:
         """The complete audio frames (K, S - K + 1): the last K - 1 frames still miss upper codebooks."""
         return revert_delay_pattern(self.audio_tokens)
 
+    _TENSORS = ("audio_tokens", "audio_log_probs", "audio_sampled", "visual_tokens", "visual_chain",
+                "visual_log_probs", "human_audio", "human_visual", "prompt", "trajectory")
+
+    def save(self, path: str | Path) -> None:
+        """One safetensors file: the tensors, with the sampling parameters and identity as metadata."""
+        tensors = {name: getattr(self, name).contiguous() for name in self._TENSORS if getattr(self, name) is not None}
+        tensors.update({f"present.{name}": mask.contiguous() for name, mask in self.present.items()})
+        metadata = {"params": json.dumps(dataclasses.asdict(self.params)), "identity": json.dumps(self.identity)}
+        save_file({name: t.cpu() for name, t in tensors.items()}, str(path), metadata=metadata)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Rollout":
+        """Read a rollout written by `save`; anything but a safetensors file is refused."""
+        check_safetensors(Path(path))
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata()
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+        present = {name.removeprefix("present."): tensors.pop(name) for name in list(tensors) if name.startswith("present.")}
+        return cls(params=SamplingParams(**json.loads(metadata["params"])), identity=json.loads(metadata["identity"]),
+                   present=present, **{name: tensors.get(name) for name in cls._TENSORS})
+
     def to_batch(self) -> AgentBatch:
         """This rollout as a batch of one, for scoring by the policy, a reference or a reward model."""
         def one(x: torch.Tensor | None) -> torch.Tensor | None:
@@ -166,7 +193,8 @@ class StreamingSession:
 
         The next step takes the human's last frame of the rollout. The prefix keeps its recorded
         log-probabilities; new frames are sampled with `params` (default: the rollout's), from a
-        generator seeded afresh.
+        generator seeded afresh. The continued rollout carries the new `params`, so score a prefix
+        sampled with other temperatures by its recorded log-probabilities.
         """
         session = cls(model, params or rollout.params, prompt=rollout.prompt, identity=rollout.identity,
                       use_cache=use_cache)
@@ -286,7 +314,7 @@ class StreamingSession:
         stacked, present = {}, {}
         for name, values in self._received.items():
             values = values + [None] * (t - len(values))  # the human's last frame is never received
-            mask = torch.tensor([v is not None for v in values])
+            mask = torch.tensor([v is not None for v in values], device=self.device)
             if not mask.any():
                 stacked[name] = None
                 continue
@@ -300,7 +328,7 @@ class StreamingSession:
         return Rollout(
             audio_tokens=torch.cat([f.audio_tokens for f in self._frames], dim=1),
             audio_log_probs=torch.cat(self._audio_log_probs, dim=1),
-            audio_sampled=delay_valid_mask(c.num_codebooks, t * c.audio_frames_per_video_frame),
+            audio_sampled=delay_valid_mask(c.num_codebooks, t * c.audio_frames_per_video_frame, device=self.device),
             visual_tokens=torch.stack([f.visual_tokens for f in self._frames]),
             visual_chain=torch.stack(self._chains),
             visual_log_probs=torch.stack(self._visual_log_probs),
