@@ -224,3 +224,23 @@ def test_the_round_media_is_served_to_its_owner_with_safe_headers(claimed, clien
     assert client.get(url).status_code == 404
     client.force_login(engineer)  # staff with view_round
     assert client.get(url).status_code == 200
+
+
+def test_the_upload_is_protected_against_cross_site_requests(annotator, media_root, webm_clip):
+    # The view installs its size guard before CSRF is checked (csrf_exempt outside,
+    # csrf_protect inside): that must not open a hole.
+    from django.test import Client
+
+    make_campaign()
+    assignment, _ = do_claim_next_assignment(annotator)
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(annotator)
+    page = browser.get(reverse("labeling:item", args=[assignment.pk]))
+    token = page.cookies["csrftoken"].value
+    url = reverse("labeling:upload", args=[assignment.pk])
+    forged = browser.post(url, {"media": SimpleUploadedFile("t.webm", webm_clip), "source": "recorded"})
+    assert forged.status_code == 403
+    assert_nothing_kept(media_root)
+    genuine = browser.post(url, {"media": SimpleUploadedFile("t.webm", webm_clip), "source": "recorded"},
+                           HTTP_X_CSRFTOKEN=token)
+    assert genuine.status_code == 201

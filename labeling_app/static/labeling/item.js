@@ -143,5 +143,7 @@
     const file = $("file").files[0];
     if (file) upload(file, file.name, "uploaded");
   });
+  // A file may already be chosen (a quick user, or the browser restoring the form on Back).
+  $("upload-file").disabled = !$("file").files.length;
   if (root.dataset.statusUrl) poll(root.dataset.statusUrl);
 })();
