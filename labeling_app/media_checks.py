@@ -35,6 +35,8 @@ MIN_SECONDS = 0.3  # shorter than a syllable: an accidental click on Record/Stop
 # Decoding happens in the request thread, so frame size is bounded too: a 4K clip would take
 # tens of seconds to decode on a small web machine. 1920x1080 covers every webcam we target.
 MAX_FRAME_PIXELS = 1920 * 1080
+# Audio and video may end a few frames apart; more missing than this means a cut-off file.
+TRUNCATION_TOLERANCE_SECONDS = 0.5
 # Multipart framing and the small text fields around the file; Content-Length includes them.
 MULTIPART_SLACK_BYTES = 64 * 1024
 
@@ -151,9 +153,13 @@ def content_type_for(extension: str, has_video: bool) -> str:
 def _ensure_ffmpeg_reports_errors() -> None:
     # PyAV leaves FFmpeg's logging off by default; errors must reach Python for the
     # truncation check. Never make it quieter than another part of the process asked for.
+    # PyAV also drops a message identical to the previous one, process-wide: the second
+    # truncated upload in a row would pass unseen.
     level = av.logging.get_level()
     if level is None or level < av.logging.ERROR:
         av.logging.set_level(av.logging.ERROR)
+    if av.logging.get_skip_repeated():
+        av.logging.set_skip_repeated(False)
 
 
 def _digest(path: Path) -> str:
@@ -209,6 +215,11 @@ def check_media_file(path: str | Path) -> CheckedMedia:
                             f"The recording is longer than {limit:g} seconds. Keep your turn "
                             "shorter and record it again."
                         )
+                # When the header states a duration (files from editors and phones do; browser
+                # recordings do not), the decoded frames must reach it.
+                declared = container.duration / 1e6 if container.duration else None
+                if declared is not None and end < declared - TRUNCATION_TOLERANCE_SECONDS:
+                    raise MediaRejected(unreadable)
                 has_audio = any(s.type == "audio" for s in streams)
                 has_video = any(s.type == "video" for s in streams)
         except MediaRejected:

@@ -22,12 +22,17 @@ from labeling_app.roles import ANNOTATOR, ENGINEER, LEAD, create_user_with_role
 
 
 def make_clip(seconds: float = 2.0, container: str = "webm", size: int = 16, fps: int = 10,
-              audio: bool = True, video: bool = True, noise: bool = False) -> bytes:
-    """An encoded clip: VP8 + Opus in WebM, or H.264 + AAC in MP4."""
+              audio: bool = True, video: bool = True, noise: bool = False, live: bool = False) -> bytes:
+    """An encoded clip: VP8 + Opus in WebM, or H.264 + AAC in MP4.
+
+    ``live`` writes WebM the way a browser's MediaRecorder does: no duration, no cues, elements
+    of unknown size, so a cut-off file has no header that says what is missing.
+    """
     codecs = {"webm": ("libvpx", "libopus"), "mp4": ("libx264", "aac")}[container]
     buffer = io.BytesIO()
     rng = np.random.default_rng(0)
-    with av.open(buffer, "w", format=container) as out:
+    options = {"live": "1"} if live else {}
+    with av.open(buffer, "w", format=container, options=options) as out:
         # Every stream is added before the first packet is muxed (the header is written then).
         vstream = out.add_stream(codecs[0], rate=fps) if video else None
         astream = out.add_stream(codecs[1], rate=48000) if audio else None

@@ -38,11 +38,11 @@ def assert_nothing_kept(media_root):
     assert stored_files(media_root) == []
 
 
-@pytest.mark.parametrize("container", ["webm", "mp4"])
+@pytest.mark.parametrize("container, live", [("webm", False), ("webm", True), ("mp4", False)])
 def test_a_valid_clip_makes_one_round_two_candidates_and_two_sampling_tasks(
-    container, claimed, client, media_root, django_capture_on_commit_callbacks, annotator
+    container, live, claimed, client, media_root, django_capture_on_commit_callbacks, annotator
 ):
-    data = make_clip(container=container)
+    data = make_clip(container=container, live=live)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = post_clip(client, claimed, data, name=f"clip.{container}", source="uploaded")
     assert response.status_code == 201, response.content
@@ -95,6 +95,9 @@ def truncated(data: bytes) -> bytes:
 BAD_FILES = {
     "empty": (lambda clip: b"", 400, "The file is empty"),
     "truncated webm": (truncated, 400, "could not be read completely"),
+    "truncated browser recording (no duration header)": (
+        lambda clip: truncated(make_clip(live=True)), 400, "could not be read completely"),
+    "truncated mp4": (lambda clip: truncated(make_clip(container="mp4")), 400, "could not be read completely"),
     "html renamed to .webm": (
         lambda clip: b"<!doctype html><html><script>alert(document.cookie)</script></html>" * 50,
         415, "not a recording we can use",
@@ -118,6 +121,16 @@ def test_a_bad_file_is_refused_with_a_message_and_leaves_nothing(case, claimed, 
     assert_nothing_kept(media_root)
     # The item is still the annotator's, and a good take afterwards works.
     assert post_clip(client, claimed, webm_clip).status_code == 201
+
+
+def test_every_cut_off_recording_is_refused_not_only_the_first(claimed, client, media_root):
+    # FFmpeg reports each cut with the same message; one that is only logged once per process
+    # would let the second cut-off file of a day through.
+    recording = make_clip(seconds=3, live=True)
+    for share in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95):
+        response = post_clip(client, claimed, recording[: int(len(recording) * share)])
+        assert response.status_code == 400, share
+    assert_nothing_kept(media_root)
 
 
 def test_an_oversized_upload_is_refused_by_content_length(claimed, client, media_root, settings):
