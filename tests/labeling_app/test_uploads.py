@@ -233,6 +233,10 @@ def test_the_round_media_is_served_to_its_owner_with_safe_headers(claimed, clien
     assert partial.status_code == 206
     assert partial["Content-Range"] == f"bytes 10-19/{len(webm_clip)}"
     assert b"".join(partial.streaming_content) == webm_clip[10:20]
+    suffix = client.get(url, HTTP_RANGE="bytes=-5")
+    assert suffix.status_code == 206 and b"".join(suffix.streaming_content) == webm_clip[-5:]
+    beyond = client.get(url, HTTP_RANGE=f"bytes={len(webm_clip)}-")
+    assert beyond.status_code == 416 and beyond["Content-Range"] == f"bytes */{len(webm_clip)}"
     client.force_login(other_annotator)
     assert client.get(url).status_code == 404
     client.force_login(engineer)  # staff with view_round
@@ -257,3 +261,13 @@ def test_the_upload_is_protected_against_cross_site_requests(annotator, media_ro
     genuine = browser.post(url, {"media": SimpleUploadedFile("t.webm", webm_clip), "source": "recorded"},
                            HTTP_X_CSRFTOKEN=token)
     assert genuine.status_code == 201
+
+
+def test_an_upload_to_a_paused_campaign_is_refused(claimed, client, media_root, webm_clip):
+    from labeling_app.models import Campaign
+
+    Campaign.objects.update(status=Campaign.Status.PAUSED)
+    response = post_clip(client, claimed, webm_clip)
+    assert response.status_code == 409
+    assert response.json()["error"] == "This campaign is paused or closed; your work on it cannot be saved now."
+    assert_nothing_kept(media_root)
