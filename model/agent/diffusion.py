@@ -9,6 +9,7 @@ to x_0 is the deterministic posterior mean.
 """
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -159,7 +160,7 @@ class DiffusionHead(nn.Module):
         chunks = [block["ada"](c).chunk(3, dim=-1) for block in self.blocks] + [self.final_ada(c).chunk(2, dim=-1)]
         return [(shift, 1 + scale, *gate) for shift, scale, *gate in chunks]
 
-    def denoise(self, xt: torch.Tensor, modulations: list[tuple[torch.Tensor, ...]]) -> torch.Tensor:
+    def denoise(self, xt: torch.Tensor, modulations: Sequence[Sequence[torch.Tensor]]) -> torch.Tensor:
         h = self.input_proj(xt)
         for block, (shift, scale, gate) in zip(self.blocks, modulations):
             h = torch.addcmul(h, gate, block["mlp"](torch.addcmul(shift, block["norm"](h), scale)))
@@ -203,6 +204,7 @@ class DiffusionHead(nn.Module):
         schedule = self.sampling_schedule(steps)
         n = cond.shape[0]
         mods = self.modulations(schedule.timesteps.to(cond.device)[:, None].expand(-1, n), cond.expand(steps, -1, -1))
+        mods = [[part.unbind(0) for part in mod] for mod in mods]  # slice every step's parameters at once
         noise = torch.randn(steps, n, self.token_dim, generator=generator, device=cond.device)  # (steps, N, D)
         x = noise[0]
         chain, means, log_variances = [x], [], []
@@ -210,7 +212,7 @@ class DiffusionHead(nn.Module):
         for i in reversed(range(steps)):
             # The same arithmetic as GaussianSchedule.p_mean_log_variance, on Python numbers: faster.
             recip, recipm1, coef1, coef2, log_variance_lo, half_range = schedule.step_coefficients[i]
-            eps, v = self.denoise(x, [tuple(part[i] for part in mod) for mod in mods]).chunk(2, dim=-1)
+            eps, v = self.denoise(x, [[part[i] for part in mod] for mod in mods]).chunk(2, dim=-1)
             x0 = recip * x - recipm1 * eps
             if self.clip_x0 is not None:
                 x0 = x0.clamp(-self.clip_x0, self.clip_x0)
