@@ -7,6 +7,7 @@ a per-test media directory, so a test can assert that nothing was left behind.
 from __future__ import annotations
 
 import io
+import threading
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ import av
 import numpy as np
 import pytest
 from django.core.files.base import ContentFile
+from django.db import connection
 from django.utils import timezone
 
 from labeling_app.models import AgentVariant, Assignment, Campaign, Candidate, Round, Scenario
@@ -167,3 +169,39 @@ def make_ready_round(scenario: Scenario, annotator, variant_a_on_left: bool = Tr
             candidate.duration_seconds = 2.0
         candidate.save()
     return round_
+
+
+ALL_DIMENSIONS = ["speaking", "listening", "manipulation", "identity", "qa_safety"]
+
+
+def vote_data(dimensions=ALL_DIMENSIONS, **overrides):
+    """A complete, valid vote form (as strings, like a browser sends it); None drops a field."""
+    data = {d: "a" for d in dimensions}
+    data.update(submission_token=str(uuid.uuid4()), overall="a", strength="2", confidence="4",
+                rationale="A answered; B talked over me.", time_spent_ms="15300", plays_a="1", plays_b="2")
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def run_together(functions):
+    """Start every function in its own thread at the same instant; return their results."""
+    barrier = threading.Barrier(len(functions))
+    results: list = [None] * len(functions)
+    errors: list = []
+
+    def runner(index, function):
+        try:
+            barrier.wait(timeout=10)
+            results[index] = function()
+        except Exception as exc:  # reported below, in the test's thread
+            errors.append(exc)
+        finally:
+            connection.close()  # each thread had its own connection
+
+    threads = [threading.Thread(target=runner, args=(i, f)) for i, f in enumerate(functions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    return results

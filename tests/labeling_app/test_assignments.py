@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
 from labeling_app.actions.assignments import do_claim_next_assignment, do_release_assignment
 from labeling_app.models import Assignment, Campaign
 from labeling_app.roles import ANNOTATOR
-from tests.labeling_app.conftest import make_campaign, make_clip, make_user
+from tests.labeling_app.conftest import make_campaign, make_clip, make_user, run_together
 
 
 def expire(assignment: Assignment) -> None:
@@ -176,30 +174,6 @@ class TestNextItemEndpoint:
         assert response.json()["item"] is not None
         with django_assert_max_num_queries(8):  # resuming is cheaper still
             assert client.post(reverse("labeling:next"), HTTP_ACCEPT="application/json").json()["item"]["resumed"]
-
-
-def run_together(functions):
-    """Start every function in its own thread at the same instant; return their results."""
-    barrier = threading.Barrier(len(functions))
-    results: list = [None] * len(functions)
-    errors: list = []
-
-    def runner(index, function):
-        try:
-            barrier.wait(timeout=10)
-            results[index] = function()
-        except Exception as exc:  # reported below, in the test's thread
-            errors.append(exc)
-        finally:
-            connection.close()  # each thread had its own connection
-
-    threads = [threading.Thread(target=runner, args=(i, f)) for i, f in enumerate(functions)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors, errors
-    return results
 
 
 @pytest.mark.django_db(transaction=True)

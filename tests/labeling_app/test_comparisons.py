@@ -9,19 +9,8 @@ import pytest
 from django.urls import reverse
 
 from labeling_app.models import Assignment, Candidate, Comparison
-from tests.labeling_app.conftest import make_campaign, make_ready_round
-from tests.labeling_app.test_assignments import run_together
-
-ALL = ["speaking", "listening", "manipulation", "identity", "qa_safety"]
-
-
-def vote_data(dimensions=ALL, **overrides):
-    data = {d: "a" for d in dimensions}
-    data.update(submission_token=str(uuid.uuid4()), overall="a", strength="2", confidence="4",
-                rationale="A answered; B talked over me.", time_spent_ms="15300", plays_a="1", plays_b="2")
-    data.update(overrides)
-    return {k: v for k, v in data.items() if v is not None}
-
+from tests.labeling_app.conftest import ALL_DIMENSIONS as ALL
+from tests.labeling_app.conftest import make_campaign, make_ready_round, run_together, vote_data
 
 @pytest.fixture
 def ready(annotator, media_root, client):

@@ -11,8 +11,7 @@ from django.utils import timezone
 
 from labeling_app.actions.assignments import do_claim_next_assignment
 from labeling_app.models import Assignment, Candidate, Comparison
-from tests.labeling_app.conftest import make_campaign, make_ready_round
-from tests.labeling_app.test_comparisons import vote_data
+from tests.labeling_app.conftest import make_campaign, make_ready_round, vote_data
 
 pytestmark = pytest.mark.django_db
 
