@@ -3,7 +3,9 @@
 from model.agent.batch import AgentBatch
 from model.agent.config import AgentConfig
 from model.agent.model import AgentModel, AgentOutput, RolloutLogProbs
-from model.agent.sampling import FrameOutput, Rollout, SamplingParams, StreamingSession
+from model.agent.rollout import Rollout
+from model.agent.sampling import SamplingParams
+from model.agent.session import FrameOutput, StreamingSession
 from model.agent.visual_tokens import PoseTokenizer, VisualTokenizer, make_visual_tokenizer
 
 __all__ = [

@@ -36,7 +36,9 @@ from model.agent.checkpoint import read_checkpoint, write_checkpoint
 from model.agent.config import NAMED_CONFIGS, AgentConfig
 from model.agent.diffusion import DiffusionHead
 from model.agent.inputs import FrameEmbedder
-from model.agent.sampling import Rollout, SamplingParams, StreamingSession, audio_token_log_probs
+from model.agent.rollout import Rollout
+from model.agent.sampling import SamplingParams, audio_token_log_probs
+from model.agent.session import StreamingSession
 
 # transformers 5 renamed the forward's `past_key_values` to `cache`; accept both spellings.
 _CACHE_ARG = "cache" if "cache" in inspect.signature(Qwen2Model.forward).parameters else "past_key_values"
