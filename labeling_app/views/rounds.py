@@ -18,8 +18,8 @@ from labeling_app.actions.rounds import do_create_round, left_and_right
 from labeling_app.forms import UploadForm
 from labeling_app.models import Assignment, Candidate, Round
 from labeling_app.views.access import annotator_required, json_error
+from labeling_app.views.workspace import ITEM_NOT_FOUND
 
-ITEM_NOT_FOUND = "This item does not exist or is not yours."
 ROUND_NOT_FOUND = "This round does not exist or is not yours."
 
 # What the page shows per candidate status. The worker's own error text stays with engineers

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -15,6 +15,7 @@ from labeling_app.actions.assignments import do_claim_next_assignment, do_releas
 from labeling_app.models import Assignment, Campaign, Candidate, Comparison, Round
 from labeling_app.views.access import annotator_required, json_error, page_error, wants_json
 
+ITEM_NOT_FOUND = "This item does not exist or is not yours."
 NO_ITEM = "No item is waiting for you right now. Thank you! Check again later."
 HISTORY_PAGE_SIZE = 100
 
@@ -84,9 +85,13 @@ def next_item(request: HttpRequest) -> HttpResponse:
 @annotator_required()
 def item(request: HttpRequest, assignment_id: int) -> HttpResponse:
     """One item: record or upload the turn, then wait for both responses, then compare."""
-    assignment = get_object_or_404(
-        Assignment.objects.select_related("scenario__campaign"), pk=assignment_id, annotator=request.user
+    assignment = (
+        Assignment.objects.select_related("scenario__campaign")
+        .filter(pk=assignment_id, annotator=request.user)
+        .first()
     )
+    if assignment is None:
+        return page_error(request, ITEM_NOT_FOUND, 404)
     round_ = Round.objects.filter(assignment=assignment).first()
     if assignment.status == Assignment.Status.COMPLETED:
         return redirect("labeling:workspace")
@@ -113,7 +118,10 @@ def item(request: HttpRequest, assignment_id: int) -> HttpResponse:
 @require_POST
 @annotator_required()
 def release(request: HttpRequest, assignment_id: int) -> HttpResponse:
-    get_object_or_404(Assignment.objects.only("pk"), pk=assignment_id, annotator=request.user)
+    if not Assignment.objects.filter(pk=assignment_id, annotator=request.user).exists():
+        if wants_json(request):
+            return json_error(ITEM_NOT_FOUND, 404)
+        return page_error(request, ITEM_NOT_FOUND, 404)
     try:
         do_release_assignment(assignment_id, request.user)
     except Refused as refused:

@@ -75,7 +75,10 @@ class TestPermissions:
     def test_another_annotators_round_is_not_found(self, client, other_annotator, world, name):
         _, round_, candidates = world
         client.force_login(other_annotator)
-        assert client.get(urls(round_, candidates)[name]).status_code == 404
+        response = client.get(urls(round_, candidates)[name])
+        assert response.status_code == 404
+        if name in ("item", "compare"):
+            assert "does not exist or is not yours." in response.content.decode()
 
     def test_another_annotator_cannot_vote_on_or_give_back_a_round(self, client, other_annotator, world):
         _, round_, _ = world
