@@ -58,7 +58,9 @@ class StreamingSession:
         self.generator = torch.Generator(device=self.device).manual_seed(params.seed)
         self.cache = DynamicCache(config=model.backbone.config) if use_cache else None
         self._past_inputs: list[torch.Tensor] = []  # only without cache
-        self._frames: list[FrameOutput] = []
+        # Per frame: only what later frames and rollout() need (not the logits: 150 kB a frame).
+        self._audio_tokens: list[torch.Tensor] = []
+        self._visual_tokens: list[torch.Tensor] = []
         self._chains: list[torch.Tensor] = []
         self._visual_log_probs: list[torch.Tensor] = []
         self._audio_log_probs: list[torch.Tensor] = []
@@ -77,16 +79,11 @@ class StreamingSession:
         """
         session = cls(model, params or rollout.params, prompt=rollout.prompt, identity=rollout.identity,
                       use_cache=use_cache)
-        c = model.config
-        r, t = c.audio_frames_per_video_frame, rollout.visual_tokens.shape[0]
-        batch = rollout.to_batch()
-        hidden = session._backbone(model.embed(batch)).view(t, c.positions_per_frame, -1)  # (T, P, H)
-        logits = model.audio_logits(hidden[:, :r])  # (T, R, K, V + 1)
-        for i in range(t):
-            tokens = rollout.audio_tokens[:, i * r : (i + 1) * r]  # (K, R)
-            session._frames.append(FrameOutput(i, tokens, session._completed_codes(tokens),
-                                               rollout.visual_tokens[i], logits[i], hidden[i, 1 + r:]))
-            session._audio_log_probs.append(rollout.audio_log_probs[:, i * r : (i + 1) * r])
+        r, t = model.config.audio_frames_per_video_frame, rollout.visual_tokens.shape[0]
+        session._backbone(model.embed(rollout.to_batch()))
+        session._audio_tokens = list(rollout.audio_tokens.split(r, dim=1))  # T x (K, R)
+        session._audio_log_probs = list(rollout.audio_log_probs.split(r, dim=1))
+        session._visual_tokens = list(rollout.visual_tokens)
         session._chains = list(rollout.visual_chain)
         session._visual_log_probs = list(rollout.visual_log_probs)
         for name in session._received:
@@ -100,7 +97,7 @@ class StreamingSession:
 
     @property
     def num_frames(self) -> int:
-        return len(self._frames)
+        return len(self._visual_tokens)
 
     def _backbone(self, inputs: torch.Tensor) -> torch.Tensor:
         """Run the backbone on new positions (1, n, H) after everything so far -> their outputs (1, n, H)."""
@@ -143,7 +140,7 @@ class StreamingSession:
             identity=None if self.identity is None else torch.tensor([self.identity], device=self.device),
             human_audio=None if human_audio is None else human_audio.T[None, None],  # (1, 1, R, K)
             human_visual=None if human_visual is None else human_visual[None, None],
-            agent_visual=None if i == 0 else self._frames[-1].visual_tokens[None, None],
+            agent_visual=None if i == 0 else self._visual_tokens[-1][None, None],
         )  # (1, 1, H)
         sampled = delay_valid_mask(k, (i + 1) * r, device=self.device)[:, i * r:]  # (K, R): codebook k starts at step k
         hidden = self._backbone(control)
@@ -169,7 +166,8 @@ class StreamingSession:
         self._visual_log_probs.append(visual_log_probs)
         output = FrameOutput(i, audio_tokens, self._completed_codes(audio_tokens), visual,
                              torch.stack(logits), cond)
-        self._frames.append(output)
+        self._audio_tokens.append(audio_tokens)
+        self._visual_tokens.append(visual)
         return output
 
     def _completed_codes(self, new_tokens: torch.Tensor) -> torch.Tensor:
@@ -180,13 +178,13 @@ class StreamingSession:
         last = max(0, steps - k + 1)  # audio frames complete after it
         if last == first:
             return new_tokens.new_zeros(k, 0)
-        recent = [f.audio_tokens for f in self._frames[first // r:]] + [new_tokens]
+        recent = self._audio_tokens[first // r:] + [new_tokens]
         window = torch.cat(recent, dim=1)[:, first % r:]  # (K, steps - first): steps first .. steps - 1
         return revert_delay_pattern(window)  # (K, last - first)
 
     def rollout(self) -> Rollout:
         """Everything sampled so far, with what it was conditioned on."""
-        if not self._frames:
+        if not self._visual_tokens:
             raise ValueError("the session has not produced any frame yet")
         c = self.config
         t = self.num_frames
@@ -205,10 +203,10 @@ class StreamingSession:
         if stacked["human_audio"] is not None:
             stacked["human_audio"] = stacked["human_audio"].permute(1, 0, 2).flatten(1)  # (T, K, R) -> (K, T * R)
         return Rollout(
-            audio_tokens=torch.cat([f.audio_tokens for f in self._frames], dim=1),
+            audio_tokens=torch.cat(self._audio_tokens, dim=1),
             audio_log_probs=torch.cat(self._audio_log_probs, dim=1),
             audio_sampled=delay_valid_mask(c.num_codebooks, t * c.audio_frames_per_video_frame, device=self.device),
-            visual_tokens=torch.stack([f.visual_tokens for f in self._frames]),
+            visual_tokens=torch.stack(self._visual_tokens),
             visual_chain=torch.stack(self._chains),
             visual_log_probs=torch.stack(self._visual_log_probs),
             params=self.params, prompt=self.prompt, identity=self.identity, present=present, **stacked,
