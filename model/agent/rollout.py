@@ -1,16 +1,13 @@
-"""A sampled agent response: what was drawn, its log-probabilities, and what it was conditioned on."""
+"""A sampled agent response: what was drawn, its log-probabilities, and what it was conditioned on.
 
-import dataclasses
-import json
+model.rollout_store writes and reads rollouts as safetensors files.
+"""
+
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 from model.agent.batch import AgentBatch
-from model.agent.checkpoint import check_safetensors
 from model.agent.delay_pattern import revert_delay_pattern
 from model.agent.sampling import SamplingParams
 
@@ -44,27 +41,6 @@ class Rollout:
     def audio_codes(self) -> torch.Tensor:
         """The complete audio frames (K, S - K + 1): the last K - 1 frames still miss upper codebooks."""
         return revert_delay_pattern(self.audio_tokens)
-
-    _TENSORS = ("audio_tokens", "audio_log_probs", "audio_sampled", "visual_tokens", "visual_chain",
-                "visual_log_probs", "human_audio", "human_visual", "prompt", "trajectory")
-
-    def save(self, path: str | Path) -> None:
-        """One safetensors file: the tensors, with the sampling parameters and identity as metadata."""
-        tensors = {name: getattr(self, name).contiguous() for name in self._TENSORS if getattr(self, name) is not None}
-        tensors.update({f"present.{name}": mask.contiguous() for name, mask in self.present.items()})
-        metadata = {"params": json.dumps(dataclasses.asdict(self.params)), "identity": json.dumps(self.identity)}
-        save_file({name: t.cpu() for name, t in tensors.items()}, str(path), metadata=metadata)
-
-    @classmethod
-    def load(cls, path: str | Path) -> "Rollout":
-        """Read a rollout written by `save`; anything but a safetensors file is refused."""
-        check_safetensors(Path(path))
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata()
-            tensors = {name: f.get_tensor(name) for name in f.keys()}
-        present = {name.removeprefix("present."): tensors.pop(name) for name in list(tensors) if name.startswith("present.")}
-        return cls(params=SamplingParams(**json.loads(metadata["params"])), identity=json.loads(metadata["identity"]),
-                   present=present, **{name: tensors.get(name) for name in cls._TENSORS})
 
     def to_batch(self) -> AgentBatch:
         """This rollout as a batch of one, for scoring by the policy, a reference or a reward model."""

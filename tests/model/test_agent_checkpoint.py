@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import Qwen2Config, Qwen2Model
 
-from model.agent import AgentBatch, AgentConfig, AgentModel, Rollout, SamplingParams
+from model.agent import AgentBatch, AgentConfig, AgentModel, SamplingParams
 
 
 def _sample(model: AgentModel, seed: int):
@@ -82,23 +82,3 @@ def test_backbone_starts_from_a_local_qwen2_checkpoint(tmp_path):
     assert torch.equal(AgentModel.from_pretrained(str(path)).backbone.layers[0].mlp.up_proj.weight,
                        qwen.layers[0].mlp.up_proj.weight)
 
-
-def test_rollouts_round_trip_through_safetensors(tmp_path):
-    torch.manual_seed(0)
-    model = AgentModel(AgentConfig.named("debug")).eval()
-    session = model.session(SamplingParams(audio_temperature=0.8, top_k=5, seed=3), identity=1)
-    session.step()
-    session.step(human_audio=torch.ones(3, 2, dtype=torch.long))  # human video missing, audio present
-    session.step()  # the human's frame 1 is missing altogether
-    rollout = session.rollout()
-    rollout.save(tmp_path / "rollout.safetensors")
-    loaded = Rollout.load(tmp_path / "rollout.safetensors")
-    assert loaded.params == rollout.params and loaded.identity == 1 and loaded.prompt is None
-    assert loaded.human_visual is None
-    assert loaded.present["human_audio"].tolist() == [True, False, False]
-    for name in ("audio_tokens", "audio_log_probs", "audio_sampled", "visual_chain", "visual_log_probs", "human_audio"):
-        assert torch.equal(getattr(loaded, name), getattr(rollout, name)), name
-    torch.testing.assert_close(model.log_probs(loaded).audio, rollout.audio_log_probs, atol=1e-4, rtol=0)
-    torch.save({"tokens": rollout.audio_tokens}, tmp_path / "rollout.pt")
-    with pytest.raises(ValueError, match="never unpickled"):
-        Rollout.load(tmp_path / "rollout.pt")
