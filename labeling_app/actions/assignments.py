@@ -39,11 +39,12 @@ def do_claim_next_assignment(annotator) -> tuple[Assignment | None, bool]:
     of queueing, waiting only when every free item is being claimed; on SQLite the IMMEDIATE
     transaction already serialises writers). The holders
     of a locked scenario are counted again *after* the lock is taken, in a new statement, so a
-    claim committed meanwhile is seen.
+    claim committed meanwhile is seen. Locks are ``FOR NO KEY UPDATE``: they exclude other
+    claimers but not the foreign-key checks of rows inserted elsewhere for the same scenario.
     """
     now = timezone.now()
     with transaction.atomic():
-        list(get_user_model().objects.select_for_update().filter(pk=annotator.pk).values_list("pk"))
+        list(get_user_model().objects.select_for_update(no_key=True).filter(pk=annotator.pk).values_list("pk"))
         own_active = list(
             Assignment.objects.filter(annotator=annotator, status=Assignment.Status.ACTIVE)
             .select_related("scenario__campaign")
@@ -92,7 +93,7 @@ def do_claim_next_assignment(annotator) -> tuple[Assignment | None, bool]:
 
 def _lock_first(scenarios, skip_locked: bool):
     return (
-        scenarios.select_for_update(skip_locked=skip_locked, of=("self",))
+        scenarios.select_for_update(skip_locked=skip_locked, of=("self",), no_key=True)
         .values_list("pk", "campaign__overlap", "campaign__lock_minutes")
         .first()
     )
@@ -118,7 +119,7 @@ def ensure_still_held(assignment: Assignment, campaign: Campaign, renew: bool) -
     if campaign.status != Campaign.Status.ACTIVE:
         raise Refused("This campaign is paused or closed; your work on it cannot be saved now.")
     if assignment.expires_at <= now:
-        list(Scenario.objects.select_for_update().filter(pk=assignment.scenario_id).values_list("pk"))
+        list(Scenario.objects.select_for_update(no_key=True).filter(pk=assignment.scenario_id).values_list("pk"))
         others = (
             Assignment.objects.filter(holding(now), scenario_id=assignment.scenario_id)
             .exclude(pk=assignment.pk)
@@ -140,7 +141,7 @@ def do_release_assignment(assignment_id: int, annotator) -> None:
     The annotator does not get the item again (the assignment row stays, marked expired).
     """
     with transaction.atomic():
-        assignment = Assignment.objects.select_for_update().get(pk=assignment_id, annotator=annotator)
+        assignment = Assignment.objects.select_for_update(no_key=True).get(pk=assignment_id, annotator=annotator)
         if assignment.status == Assignment.Status.COMPLETED:
             raise Refused("You already finished this item; it cannot be given back.")
         if assignment.status == Assignment.Status.ACTIVE:

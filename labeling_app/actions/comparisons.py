@@ -43,7 +43,7 @@ def do_submit_comparison(round_: Round, annotator, vote: Vote) -> tuple[Comparis
     campaign = round_.scenario.campaign
     try:
         with transaction.atomic():
-            assignment = Assignment.objects.select_for_update().get(pk=round_.assignment_id)
+            assignment = Assignment.objects.select_for_update(no_key=True).get(pk=round_.assignment_id)
             prior = Comparison.objects.filter(round=round_).first()
             if prior is not None:
                 if prior.submission_token == vote.submission_token:

@@ -32,7 +32,7 @@ def do_create_round(assignment_id: int, annotator, source: str, checked: Checked
     try:
         with transaction.atomic():
             assignment = (
-                Assignment.objects.select_for_update(of=("self",))
+                Assignment.objects.select_for_update(of=("self",), no_key=True)
                 .select_related("scenario__campaign")
                 .get(pk=assignment_id, annotator=annotator)
             )
