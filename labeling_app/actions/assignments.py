@@ -35,16 +35,17 @@ def do_claim_next_assignment(annotator) -> tuple[Assignment | None, bool]:
     Returns ``(assignment, resumed)``, or ``(None, False)`` when no active campaign has an item
     for this annotator. Locks, in this order: the annotator's user row (one claim at a time per
     person, so a double click cannot hold two items), then one candidate scenario row at a time
-    (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so concurrent claimers spread over items instead
-    of queueing, waiting only when every free item is being claimed; on SQLite the IMMEDIATE
-    transaction already serialises writers). The holders
-    of a locked scenario are counted again *after* the lock is taken, in a new statement, so a
-    claim committed meanwhile is seen. Locks are ``FOR NO KEY UPDATE``: they exclude other
-    claimers but not the foreign-key checks of rows inserted elsewhere for the same scenario.
+    (``SKIP LOCKED`` on PostgreSQL, so concurrent claimers spread over items instead of
+    queueing, waiting only when every free item is being claimed; on SQLite the IMMEDIATE
+    transaction already serialises writers). The holders of a locked scenario are counted again
+    *after* the lock is taken, in a new statement, so a claim committed meanwhile is seen. Locks
+    are ``FOR NO KEY UPDATE``: they exclude other claimers but not the foreign-key checks of
+    rows inserted elsewhere for the same scenario.
     """
     now = timezone.now()
     with transaction.atomic():
-        list(get_user_model().objects.select_for_update(no_key=True).filter(pk=annotator.pk).values_list("pk"))
+        users = get_user_model().objects.select_for_update(no_key=True)
+        list(users.filter(pk=annotator.pk).values_list("pk"))
         own_active = list(
             Assignment.objects.filter(annotator=annotator, status=Assignment.Status.ACTIVE)
             .select_related("scenario__campaign")
