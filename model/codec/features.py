@@ -62,20 +62,53 @@ def num_frames(num_samples: int, hop_length: int) -> int:
     return -(-num_samples // hop_length)
 
 
+def _window(config: MelConfig) -> torch.Tensor:
+    """Periodic Hann of win_length, zero-padded to n_fft and centred (as torch.stft does)."""
+    window = torch.hann_window(config.win_length)
+    left = (config.n_fft - config.win_length) // 2
+    return torch.nn.functional.pad(window, (left, config.n_fft - config.win_length - left))
+
+
+def stft(wave: torch.Tensor, config: MelConfig) -> torch.Tensor:
+    """Centred STFT (n_freqs, len // hop + 1) with zero padding, so clips of any length work.
+
+    Written with unfold + rfft rather than torch.stft/istft because Griffin-Lim calls the pair
+    dozens of times per decode and this form lets `istft` reuse one overlap-add envelope.
+    """
+    half = config.n_fft // 2
+    padded = torch.nn.functional.pad(wave, (half, half))
+    frames = padded.unfold(0, config.n_fft, config.hop_length) * _window(config)  # (F + 1, n_fft)
+    return torch.fft.rfft(frames, dim=-1).T  # (n_freqs, F + 1)
+
+
+def overlap_add_envelope(num_frames: int, config: MelConfig) -> torch.Tensor:
+    """Sum of squared windows at each output sample, the normaliser of `istft`."""
+    squared = (_window(config) ** 2)[:, None].expand(-1, num_frames)  # (n_fft, frames)
+    return _overlap_add(squared, config)
+
+
+def _overlap_add(frames: torch.Tensor, config: MelConfig) -> torch.Tensor:
+    """Overlap-add columns (n_fft, frames) at hop spacing into one padded signal."""
+    length = config.n_fft + config.hop_length * (frames.shape[1] - 1)
+    summed = torch.nn.functional.fold(
+        frames[None], output_size=(1, length), kernel_size=(1, config.n_fft), stride=(1, config.hop_length)
+    )  # (1, 1, 1, length)
+    return summed.reshape(length)
+
+
+def istft(spec: torch.Tensor, envelope: torch.Tensor, config: MelConfig) -> torch.Tensor:
+    """Inverse of `stft` for (n_freqs, F + 1): a wave of F * hop samples."""
+    frames = torch.fft.irfft(spec.T, n=config.n_fft, dim=-1) * _window(config)  # (F + 1, n_fft)
+    wave = _overlap_add(frames.T, config) / envelope.clamp(min=1e-8)
+    half = config.n_fft // 2
+    return wave[half : half + config.hop_length * (spec.shape[1] - 1)]
+
+
 def magnitude(wave: torch.Tensor, config: MelConfig) -> torch.Tensor:
     """Linear STFT magnitude (n_freqs, F) with F = ceil(T / hop)."""
     frames = num_frames(wave.shape[-1], config.hop_length)
     padded = torch.nn.functional.pad(wave, (0, frames * config.hop_length - wave.shape[-1]))
-    spec = torch.stft(
-        padded,
-        n_fft=config.n_fft,
-        hop_length=config.hop_length,
-        win_length=config.win_length,
-        window=torch.hann_window(config.win_length),
-        center=True,
-        return_complex=True,
-    )  # (n_freqs, F + 1): centred framing adds one frame at the end
-    return spec.abs()[:, :frames]
+    return stft(padded, config).abs()[:, :frames]  # centred framing adds one frame at the end
 
 
 def log_mel(wave: torch.Tensor, config: MelConfig, filterbank: torch.Tensor) -> torch.Tensor:

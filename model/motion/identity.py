@@ -39,11 +39,11 @@ class Identity:
     legs: float = 1.0  # thigh and shin length
     head: float = 1.0  # head size, eyes and jaw included
     girth: float = 1.0  # thickness of torso and limbs when rendered
-    skin: Colour = (224, 182, 150)
+    skin: Colour = (224, 182, 150)  # colours contrast with each other and the light background
     hair: Colour = (60, 40, 30)
     shirt: Colour = (70, 110, 180)
     trousers: Colour = (50, 50, 60)
-    voice: Voice = Voice()
+    voice: Voice = Voice()  # espeak-ng's default voice and pitch
 
     def bone_scales(self, skeleton: Skeleton = SKELETON) -> torch.Tensor:
         """Multiplier for each joint's rest offset, shape (J,)."""

@@ -30,14 +30,14 @@ class RenderConfig:
     lowest_center: float = 0.92  # tall (portrait) frames centre on the whole body instead
     view_x: float = 0.0  # world x at the image centre
     sky_top: tuple[int, int, int] = (228, 234, 242)  # background gradient, light so the figure stands out
-    sky_bottom: tuple[int, int, int] = (196, 204, 216)
+    sky_bottom: tuple[int, int, int] = (196, 204, 216)  # a slight gradient gives a sense of space
     floor: tuple[int, int, int] = (170, 160, 150)  # below y = 0, visible in portrait framing
     depth_shading: float = 0.8  # brightness change per metre of depth: near parts lighter, far darker
     head_radii: tuple[float, float] = (0.105, 0.125)  # a slightly large head keeps the face legible
     eye_radius: float = 0.026  # cartoon-sized eyes so gaze reads at 360 px
-    pupil_radius: float = 0.012
+    pupil_radius: float = 0.012  # under half the eye, so the pupil has room to move
     max_gaze: float = 0.6  # radians of eye rotation that put the pupil at the eye's rim
-    mouth_half_width: float = 0.032
+    mouth_half_width: float = 0.032  # metres; the opening's height comes from the jaw, not from here
     limb_radii: tuple[float, float, float] = (0.045, 0.038, 0.045)  # upper arm, forearm, hand
     leg_radii: tuple[float, float] = (0.07, 0.055)  # thigh, shin
     torso_radii: tuple[float, float, float] = (0.14, 0.12, 0.07)  # belly, chest, shoulder bar

@@ -157,3 +157,17 @@ def test_dac_adapter_round_trips_a_small_dac(tmp_path, speech_clip):
 
 def test_log_spectral_distance_is_zero_for_identical_waves(speech_clip):
     assert log_spectral_distance(speech_clip, speech_clip.clone(), MelConfig()) == 0.0
+
+
+def test_docstring_example_of_residual_quantisation_holds():
+    import doctest
+
+    import model.codec.kmeans
+
+    assert doctest.testmod(model.codec.kmeans).failed == 0
+
+
+def test_short_clips_still_encode_and_decode(default_codec):
+    codes = default_codec.encode(torch.full((100,), 0.01), 24_000)  # shorter than one STFT window
+    assert codes.shape == (9, 1)
+    assert default_codec.decode(codes).shape == (250,)

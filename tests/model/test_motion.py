@@ -135,3 +135,11 @@ def test_bad_poses_get_clear_errors():
         SKELETON.index("nose")
     with pytest.raises(ValueError, match="last dimension of 6"):
         rotation_6d_to_matrix(torch.zeros(4, 5))
+
+
+def test_docstring_example_of_rotations_holds():
+    import doctest
+
+    import model.motion.rotations
+
+    assert doctest.testmod(model.motion.rotations).failed == 0
