@@ -3,6 +3,8 @@
 import dataclasses
 from dataclasses import dataclass, field
 
+from model.motion import NUM_JOINTS
+
 
 def _tiny_backbone() -> dict:
     """Qwen2 settings of the shipped CPU agent: small enough for 2x real time on one thread."""
@@ -31,13 +33,14 @@ class AgentConfig:
     audio_frames_per_video_frame: int = 4  # R: 96 codec frames/s at 24 fps video
     fps: int = 24  # video frame rate; real time means `fps` frames generated per second
     # Visual tokens: L2 continuous tokens of width D per frame, produced by the diffusion head.
+    visual_tokenizer: str = "pose"  # the model.agent.visual_tokens kind whose tokens these are
     visual_tokens: int = 5  # L2: a 135-number pose (3 + 6 * 22) splits exactly into 5 x 27
     visual_token_dim: int = 27  # D
     human_visual_tokens: int = 5  # the human's tokens come from the same pose tokenizer
     human_visual_token_dim: int = 27  # ditto
     # Controls.
     prompt_dim: int = 384  # MiniLM sentence embedding (paper: CLIP L/14 text, 768)
-    trajectory_dim: int = 66  # joint velocities of 22 joints x 3 per frame (model.motion)
+    trajectory_dim: int = 3 * NUM_JOINTS  # joint velocities (x, y, z) of every joint per frame: 66
     num_identities: int = 4  # a few learned identity embeddings
     # Backbone: keyword arguments of transformers.Qwen2Config.
     backbone: dict = field(default_factory=_tiny_backbone)
@@ -100,6 +103,7 @@ def _paper() -> AgentConfig:
     config.json then replaces `backbone`. DAC runs at ~86 Hz, so R = 4 matches ~21.5 fps video.
     """
     return AgentConfig(
+        visual_tokenizer="pixel",  # a later issue: make_visual_tokenizer refuses it until then
         visual_tokens=32,  # TiTok-like 1D tokenizer without quantizer: 32 tokens x 16 dims
         visual_token_dim=16,
         human_visual_tokens=32,

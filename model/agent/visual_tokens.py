@@ -15,6 +15,8 @@ Example (pose of 5 numbers, L2 = 2 tokens of width D = 3)::
 import torch
 import torch.nn.functional as F
 
+from model.motion import POSE_DIM
+
 
 class VisualTokenizer:
     """Maps frames (..., *frame_shape) to tokens (..., num_tokens, token_dim) and back."""
@@ -32,7 +34,7 @@ class VisualTokenizer:
 class PoseTokenizer(VisualTokenizer):
     """Pose vectors (..., pose_dim) split into tokens; no learned parts, so decode(encode(x)) == x."""
 
-    def __init__(self, pose_dim: int = 135, num_tokens: int = 5, token_dim: int = 27) -> None:
+    def __init__(self, pose_dim: int = POSE_DIM, num_tokens: int = 5, token_dim: int = 27) -> None:
         if num_tokens * token_dim < pose_dim:
             raise ValueError(f"{num_tokens} tokens of width {token_dim} cannot hold a pose of {pose_dim} numbers")
         self.pose_dim, self.num_tokens, self.token_dim = pose_dim, num_tokens, token_dim

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from model.agent import AgentConfig, PoseTokenizer, make_visual_tokenizer
+from model.motion import NUM_JOINTS, POSE_DIM
 
 
 def test_docstring_example():
@@ -11,8 +12,8 @@ def test_docstring_example():
 
 def test_default_pose_round_trip_fits_the_tiny_agent():
     config = AgentConfig.named("tiny")
-    tokenizer = make_visual_tokenizer("pose")
-    poses = torch.randn(2, 7, 135)  # 3 + 6 * 22 numbers per pose
+    tokenizer = make_visual_tokenizer(config.visual_tokenizer)
+    poses = torch.randn(2, 7, POSE_DIM)
     tokens = tokenizer.encode(poses)
     assert tokens.shape == (2, 7, config.visual_tokens, config.visual_token_dim)
     assert torch.equal(tokenizer.decode(tokens), poses)
@@ -25,3 +26,10 @@ def test_bad_input_is_refused():
         PoseTokenizer().encode(torch.zeros(3, 134))
     with pytest.raises(ValueError, match="unknown visual tokenizer"):
         make_visual_tokenizer("pixels")
+
+
+def test_tiny_agent_follows_the_motion_contract():
+    config = AgentConfig.named("tiny")
+    assert POSE_DIM == 135 and config.trajectory_dim == 3 * NUM_JOINTS == 66
+    with pytest.raises(ValueError, match="unknown visual tokenizer 'pixel'"):
+        make_visual_tokenizer(AgentConfig.named("paper").visual_tokenizer)  # pixel video is a later issue
