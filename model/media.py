@@ -70,7 +70,8 @@ def _declared_duration(container, stream) -> float | None:
     """Seconds the file says the stream lasts, or None (browser webm often leaves it out)."""
     if stream.duration is not None and stream.time_base:
         return float(stream.duration * stream.time_base)
-    if container.duration:
+    # The container's duration is the longest stream's; it only speaks for a lone stream.
+    if container.duration and len(container.streams) == 1:
         return container.duration / av.time_base
     return None
 
@@ -142,8 +143,8 @@ def decode_audio(path: str | Path, sample_rate: int) -> np.ndarray:
 def decode_video(path: str | Path, fps: float, width: int, height: int) -> np.ndarray:
     """Decode the first video stream to RGB uint8 (T, height, width, 3) at a fixed `fps`.
 
-    Browser recordings have variable frame rates, so frames are chosen by timestamp: output
-    frame i shows the last source frame whose time is <= i / fps.
+    Browser recordings have variable, jittery frame rates, so frames are chosen by timestamp:
+    output frame i shows the source frame whose time is nearest to i / fps.
     """
     if fps <= 0 or width <= 0 or height <= 0:
         raise ValueError(f"fps, width and height must be positive, got {fps}, {width}, {height}")
@@ -168,9 +169,8 @@ def decode_video(path: str | Path, fps: float, width: int, height: int) -> np.nd
         _check_complete(path, "video", duration, _declared_duration(container, stream))
     count = max(1, round(duration * fps))
     targets = np.arange(count) / fps
-    # Tiny tolerance so a frame stamped 0.04166 is used for target 1/24 = 0.041666...
-    index = np.searchsorted(times_arr, targets + 1e-6, side="right") - 1
-    index = np.clip(index, 0, len(images) - 1)
+    midpoints = (times_arr[1:] + times_arr[:-1]) / 2  # boundaries between neighbouring frames
+    index = np.searchsorted(midpoints, targets, side="right")  # nearest source frame
     return np.stack(images)[index]
 
 

@@ -139,3 +139,38 @@ def test_bad_frames_for_mp4_get_clear_errors(tmp_path):
         write_mp4(tmp_path / "x.mp4", np.zeros((4, 48, 63, 3), np.uint8), fps=24)
     with pytest.raises(ValueError, match="audio must be non-empty mono"):
         write_mp4(tmp_path / "x.mp4", gradient_frames(4), fps=24, audio=np.zeros((2, 100), np.float32), sample_rate=24_000)
+
+
+def test_browser_style_webm_with_jittery_timestamps(tmp_path):
+    """VP8 + Opus in WebM with millisecond timestamps that wobble, as MediaRecorder writes them."""
+    path = tmp_path / "recording.webm"
+    source = gradient_frames(30, 64, 48)  # 30 frames over ~1.25 s
+    stamps_ms = np.round(np.arange(30) * 1000 / 24 + np.random.default_rng(1).uniform(-8, 8, 30)).astype(int)
+    stamps_ms[0] = 0
+    with av.open(str(path), "w", format="webm") as out:
+        video = out.add_stream("libvpx", rate=1000)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video.time_base = Fraction(1, 1000)
+        audio = out.add_stream("libopus", rate=48_000)
+        audio.layout = "mono"
+        for image, stamp in zip(source, stamps_ms):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = int(stamp), Fraction(1, 1000)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        signal = tone(1.25, 48_000)
+        for start in range(0, len(signal), 960):
+            frame = av.AudioFrame.from_ndarray(signal[None, start:start + 960].copy(), format="flt", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = 48_000, start, Fraction(1, 48_000)
+            out.mux(audio.encode(frame))
+        out.mux(audio.encode(None))
+
+    info = probe(path)
+    assert info.format.startswith("matroska,webm") and info.has_audio and info.has_video
+    frames = decode_video(path, fps=24, width=32, height=24)
+    assert len(frames) == 30
+    # Jitter of +-8 ms is under half a frame: each output frame still shows its own source frame.
+    assert np.allclose(frames.mean(axis=(1, 2, 3)), 10 + 5 * np.arange(30), atol=3)
+    sound = decode_audio(path, 24_000)
+    assert len(sound) / 24_000 == pytest.approx(1.25, abs=0.06)
+    assert dominant_hz(sound, 24_000) == pytest.approx(440, abs=5)
