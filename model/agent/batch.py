@@ -88,6 +88,31 @@ class AgentBatch:
                 raise ValueError(f"present[{name!r}] must be a bool tensor of shape ({b},) or ({b}, {t})")
 
     @classmethod
+    def concat(cls, batches: "list[AgentBatch]") -> "AgentBatch":
+        """Stack batches of the same number of frames along the batch dimension.
+
+        An input one batch lacks and another has becomes zeros marked absent in `present`.
+        """
+        if not batches:
+            raise ValueError("concat needs at least one batch")
+        frames = {batch.num_frames for batch in batches}
+        if len(frames) > 1:
+            raise ValueError(f"batches must have the same number of frames, got {sorted(frames)}")
+        t = frames.pop()
+        fields = {name: torch.cat([getattr(batch, name) for batch in batches]) for name in ("agent_audio", "agent_visual")}
+        present = {}
+        for name in OPTIONAL_INPUTS:
+            values = [getattr(batch, name) for batch in batches]
+            template = next((v for v in values if v is not None), None)
+            fields[name] = None if template is None else torch.cat(
+                [template.new_zeros((batch.batch_size, *template.shape[1:])) if value is None else value
+                 for batch, value in zip(batches, values)])
+            masks = [_frame_mask(batch, name, t) for batch in batches]
+            if template is not None and not all(mask.all() for mask in masks):
+                present[name] = torch.cat(masks)
+        return cls(**fields, present=present)
+
+    @classmethod
     def random(cls, config: AgentConfig, batch_size: int, frames: int, generator: torch.Generator | None = None
                ) -> "AgentBatch":
         """A batch of random tokens with every input present: for smoke tests and benchmarks."""
@@ -105,3 +130,12 @@ class AgentBatch:
             trajectory=normal(b, t, config.trajectory_dim),
             identity=torch.randint(0, config.num_identities, (b,), generator=generator),
         )
+
+
+def _frame_mask(batch: AgentBatch, name: str, frames: int) -> torch.Tensor:
+    """(B, T) presence of input `name` in `batch`."""
+    b = batch.batch_size
+    if getattr(batch, name) is None:
+        return torch.zeros(b, frames, dtype=torch.bool)
+    mask = batch.present.get(name, torch.ones(b, dtype=torch.bool))
+    return mask if mask.dim() == 2 else mask[:, None].expand(b, frames)

@@ -23,8 +23,10 @@ can follow the voice). No output of frame i sees the human's frame i or anything
 produces after it; tests/model/test_agent_model.py checks each clause.
 """
 
-from dataclasses import dataclass
+import dataclasses
 import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -167,19 +169,31 @@ class AgentModel(nn.Module):
             )
         return session.rollout()
 
-    def log_probs(self, rollout: Rollout, params: SamplingParams | None = None) -> RolloutLogProbs:
-        """Recompute a rollout's log-probabilities with one full forward (differentiable, for PPO).
+    def log_probs(self, rollouts: Rollout | Sequence[Rollout], params: SamplingParams | None = None
+                  ) -> RolloutLogProbs:
+        """Recompute rollouts' log-probabilities with one full forward (differentiable, for PPO).
 
-        `params` defaults to the rollout's own; with them the result equals the recorded values.
+        Several rollouts (of the same length, sampled with the same parameters) are scored as one
+        batch and the results gain a leading batch dimension. `params` defaults to the rollouts'
+        own; with them the result equals the recorded values.
         """
-        params = params or rollout.params
-        out = self(rollout.to_batch())
-        audio = audio_token_log_probs(out.audio_logits[0].transpose(0, 1),  # (K, S, V + 1)
-                                      rollout.audio_tokens, rollout.audio_sampled, params)
-        visual = self.diffusion.chain_log_probs(out.visual_cond[0],  # (T, L2, H)
-                                                rollout.visual_chain.transpose(1, 2),  # (T, L2, steps + 1, D)
-                                                params.visual_temperature)  # (T, L2, steps - 1)
-        return RolloutLogProbs(audio=audio, visual=visual.transpose(1, 2))
+        single = isinstance(rollouts, Rollout)
+        rollouts = [rollouts] if single else list(rollouts)
+        if params is None:
+            params = rollouts[0].params
+            # The seed does not change the distribution; everything else does.
+            if any(dataclasses.replace(r.params, seed=params.seed) != params for r in rollouts):
+                raise ValueError("rollouts sampled with different parameters: score them separately or pass params")
+        out = self(AgentBatch.concat([r.to_batch() for r in rollouts]))
+        tokens = torch.stack([r.audio_tokens for r in rollouts])  # (B, K, S)
+        sampled = torch.stack([r.audio_sampled for r in rollouts])  # (B, K, S)
+        chains = torch.stack([r.visual_chain for r in rollouts])  # (B, T, steps + 1, L2, D)
+        audio = audio_token_log_probs(out.audio_logits.transpose(1, 2), tokens, sampled, params)  # (B, K, S)
+        visual = self.diffusion.chain_log_probs(out.visual_cond,  # (B, T, L2, H)
+                                                chains.transpose(2, 3),  # (B, T, L2, steps + 1, D)
+                                                params.visual_temperature)  # (B, T, L2, steps - 1)
+        visual = visual.transpose(2, 3)  # (B, T, steps - 1, L2)
+        return RolloutLogProbs(audio=audio[0], visual=visual[0]) if single else RolloutLogProbs(audio, visual)
 
     # --- checkpoints ---------------------------------------------------------------------------
 

@@ -284,3 +284,18 @@ def test_a_session_continued_from_a_rollout_still_matches_the_full_forward(model
         torch.testing.assert_close(frame.visual_cond, out.visual_cond[0, i], atol=1e-4, rtol=0)
     recomputed = model.log_probs(rollout)
     torch.testing.assert_close(recomputed.audio, rollout.audio_log_probs, atol=1e-4, rtol=0)
+
+
+def test_batched_log_probs_equal_single_ones_across_mixed_inputs(model):
+    human = random_batch(model.config, batch_size=1)
+    params = SamplingParams(audio_temperature=0.9, seed=1)
+    _, with_human = _stream(model, params, human, missing_frames=(1,))
+    bare = model.generate(FRAMES, SamplingParams(audio_temperature=0.9, seed=2))  # no human, no controls
+    batched = model.log_probs([with_human, bare])
+    for i, rollout in enumerate([with_human, bare]):
+        single = model.log_probs(rollout)
+        torch.testing.assert_close(batched.audio[i], single.audio, atol=1e-5, rtol=0)
+        torch.testing.assert_close(batched.visual[i], single.visual, atol=1e-4, rtol=0)
+        torch.testing.assert_close(batched.audio[i], rollout.audio_log_probs, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="different parameters"):
+        model.log_probs([with_human, model.generate(FRAMES, SamplingParams(audio_temperature=1.0, seed=3))])
