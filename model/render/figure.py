@@ -104,6 +104,8 @@ def render_frames(
     poses = torch.as_tensor(poses, dtype=torch.float32)
     if poses.dim() != 2 or poses.shape[1] != SKELETON.pose_dim or len(poses) == 0:
         raise ValueError(f"poses must have shape (T, {SKELETON.pose_dim}) with T >= 1, got {tuple(poses.shape)}")
+    if not torch.isfinite(poses).all():
+        raise ValueError("poses contain NaN or infinite values; nothing sensible can be drawn")
     if not (16 <= width <= 4096 and 16 <= height <= 4096):
         raise ValueError(f"width and height must be within 16..4096 pixels, got {width}x{height}")
     static = np.array([o.position for o in objects], dtype=np.float32).reshape(len(objects), 3)  # (N, 3)

@@ -133,6 +133,8 @@ def test_render_to_mp4_decodes_back(tmp_path, speech_clip):
 def test_bad_render_input_gets_clear_errors():
     with pytest.raises(ValueError, match=r"poses must have shape \(T, 135\)"):
         render_frames(torch.zeros(5, 134), ADA)
+    with pytest.raises(ValueError, match="NaN"):
+        render_frames(torch.full((2, 135), float("nan")), ADA)
     with pytest.raises(ValueError, match="16..4096"):
         render_frames(rest_pose()[None], ADA, width=8)
     with pytest.raises(ValueError, match="unknown object kind 'chair'"):
