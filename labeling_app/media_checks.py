@@ -29,8 +29,6 @@ import av.logging
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 
-DEFAULT_MAX_BYTES = 50 * 1024 * 1024  # a minute of 720p browser WebM is ~10-30 MB
-DEFAULT_MAX_SECONDS = 60.0  # one question-answer turn; longer ones are not a single turn
 MIN_SECONDS = 0.3  # shorter than a syllable: an accidental click on Record/Stop
 # Decoding happens in the request thread, so frame size is bounded too: a 4K clip would take
 # tens of seconds to decode on a small web machine. 1920x1080 covers every webcam we target.
@@ -42,11 +40,11 @@ MULTIPART_SLACK_BYTES = 64 * 1024
 
 
 def max_bytes() -> int:
-    return int(getattr(settings, "HER_UPLOAD_MAX_BYTES", DEFAULT_MAX_BYTES))
+    return settings.HER_UPLOAD_MAX_BYTES  # a minute of 720p browser WebM is ~10-30 MB
 
 
 def max_seconds() -> float:
-    return float(getattr(settings, "HER_UPLOAD_MAX_SECONDS", DEFAULT_MAX_SECONDS))
+    return settings.HER_UPLOAD_MAX_SECONDS  # one question-answer turn; longer is not a single turn
 
 
 class MediaRejected(Exception):

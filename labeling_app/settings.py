@@ -252,6 +252,13 @@ SESSION_COOKIE_HTTPONLY = True
 
 # --- The labeling site's own settings ----------------------------------------------------------
 
+# Upload limits, checked server-side before and while a turn is read (labeling_app.media_checks).
+# A reverse proxy in front needs a body limit above HER_UPLOAD_MAX_BYTES.
+HER_UPLOAD_MAX_BYTES = env_int("HER_UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
+HER_UPLOAD_MAX_SECONDS = float(os.environ.get("HER_UPLOAD_MAX_SECONDS") or 60)
+# A running candidate whose heartbeat is older than this belongs to a dead worker (workers.sampling).
+HER_CANDIDATE_STALE_SECONDS = env_int("HER_CANDIDATE_STALE_SECONDS", 120)
+
 # Demo users (annotator, engineer, lead) are created by `manage.py serve` in embedded mode only.
 HER_DEMO_USERS = env_bool("HER_DEMO_USERS", DEBUG)
 

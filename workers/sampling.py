@@ -36,7 +36,7 @@ from workers.celery import app
 logger = logging.getLogger(__name__)
 
 # A running candidate whose heartbeat is older than this belongs to a dead worker.
-STALE_AFTER = timedelta(seconds=getattr(settings, "HER_CANDIDATE_STALE_SECONDS", 120))
+STALE_AFTER = timedelta(seconds=settings.HER_CANDIDATE_STALE_SECONDS)
 PROGRESS_INTERVAL_SECONDS = 1.0  # at most one progress write per second per candidate
 
 
