@@ -11,7 +11,9 @@ Shapes (B clips, T video frames, R audio frames per video frame, S = T * R agent
     identity      (B,)              long   identity index
 
 Each optional input is None when the whole batch lacks it; `present[name]` ((B,) or (B, T) bools)
-marks which clips or frames have it. Whatever is absent becomes that input's learned empty embedding.
+marks which clips or frames have it (for the human's inputs: the human's frames, before the model
+shifts them by one). Whatever is absent becomes that input's learned empty embedding. All clips of
+a batch have the same T: there is no padding.
 """
 
 from dataclasses import dataclass, field

@@ -10,6 +10,9 @@ Sequence layout, per video frame i (R audio frames per video frame, L2 visual to
 - a_i,r: the agent's delayed audio tokens of step s = iR + r - 1 (summed codebook embeddings).
 - v_i,j: learned queries; their outputs condition the diffusion head for visual token j of frame i.
 
+Under the delay pattern an audio frame is complete K - 1 steps after its first codebook (with
+K = 9 and R = 4: two video frames, 83 ms at 24 fps), the price of one step per K codes.
+
 The output at c_i predicts audio step iR, the output at a_i,r predicts step iR + r (r < R); the
 output at a_i,R is not read, since step (i + 1)R must wait for the human's frame i. Summing all
 inputs into c_i keeps the sequence at 1 + R + L2 positions per frame and a frame at R + 1 backbone
@@ -55,11 +58,18 @@ class AgentOutput:
 
 @dataclass
 class RolloutLogProbs:
+    """Log-probabilities of a rollout; a leading batch dimension B when several were scored."""
+
     audio: torch.Tensor  # (K, S), 0 where the delay pattern placed the special token
     visual: torch.Tensor  # (T, diffusion_steps - 1, L2), one Gaussian log-density per stochastic step
 
 
 class AgentModel(nn.Module):
+    """G: scores token sequences (`forward`, `loss`, `log_probs`) and samples them (`session`, `generate`).
+
+    `backbone` is the Qwen2 model; a reward or value model can reuse it with `hidden_states`.
+    """
+
     def __init__(self, config: AgentConfig, backbone: Qwen2Model | None = None) -> None:
         super().__init__()
         self.config = config
