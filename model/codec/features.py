@@ -50,7 +50,7 @@ def mel_filterbank(config: MelConfig) -> torch.Tensor:
     )
     hz_edges = _mel_to_hz(mel_edges)
     lower, center, upper = hz_edges[:-2, None], hz_edges[1:-1, None], hz_edges[2:, None]
-    rising = (freqs[None, :] - lower) / (center - lower)
+    rising = (freqs[None, :] - lower) / (center - lower)  # (n_mels, n_freqs)
     falling = (upper - freqs[None, :]) / (upper - center)
     weights = torch.clamp(torch.minimum(rising, falling), min=0.0)  # (n_mels, n_freqs)
     weights *= (2.0 / (upper - lower))  # equal area per filter, as in Slaney / librosa
@@ -93,13 +93,13 @@ def _overlap_add(frames: torch.Tensor, config: MelConfig) -> torch.Tensor:
     summed = torch.nn.functional.fold(
         frames[None], output_size=(1, length), kernel_size=(1, config.n_fft), stride=(1, config.hop_length)
     )  # (1, 1, 1, length)
-    return summed.reshape(length)
+    return summed.reshape(length)  # (1, 1, 1, length) -> (length,)
 
 
 def istft(spec: torch.Tensor, envelope: torch.Tensor, config: MelConfig) -> torch.Tensor:
     """Inverse of `stft` for (n_freqs, F + 1): a wave of F * hop samples."""
     frames = torch.fft.irfft(spec.T, n=config.n_fft, dim=-1) * _window(config)  # (F + 1, n_fft)
-    wave = _overlap_add(frames.T, config) / envelope.clamp(min=1e-8)
+    wave = _overlap_add(frames.T, config) / envelope.clamp(min=1e-8)  # (n_fft + hop * F,)
     half = config.n_fft // 2
     return wave[half : half + config.hop_length * (spec.shape[1] - 1)]
 

@@ -44,6 +44,7 @@ def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
     axis = axis_angle / angle[..., 0].clamp(min=1e-12)
     x, y, z = axis.unbind(-1)
     zero = torch.zeros_like(x)
-    skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*axis.shape[:-1], 3, 3)
+    skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1)  # (..., 9)
+    skew = skew.reshape(*axis.shape[:-1], 3, 3)  # (..., 3, 3): the cross-product matrix [axis]x
     eye = torch.eye(3, dtype=axis_angle.dtype).expand_as(skew)
     return eye + torch.sin(angle) * skew + (1 - torch.cos(angle)) * (skew @ skew)
