@@ -119,8 +119,16 @@ def test_broken_files_raise_media_errors(tmp_path):
     truncated = tmp_path / "truncated.mp4"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size * 2 // 3])
 
+    silent = tmp_path / "no_samples.wav"
+    with wave.open(str(silent), "wb") as handle:  # a valid header announcing zero samples
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(16_000)
+
     with pytest.raises(MediaError, match="empty"):
         probe(empty)
+    with pytest.raises(MediaError, match="no samples"):
+        decode_audio(silent, 16_000)
     with pytest.raises(MediaError, match="not found"):
         decode_audio(tmp_path / "missing.wav", 16_000)
     with pytest.raises(MediaError, match="cannot open"):
