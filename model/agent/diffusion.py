@@ -63,7 +63,7 @@ class GaussianSchedule:
             raise ValueError(f"diffusion steps must be in [2, {train_steps}], got {steps}")
         alphas_cumprod = torch.cumprod(1 - cosine_betas(train_steps), dim=0)
         stride = (train_steps - 1) / (steps - 1)  # >= 1, so the rounded timesteps are distinct
-        timesteps = torch.tensor(sorted({round(i * stride) for i in range(steps)}), dtype=torch.long, device="cpu")
+        timesteps = torch.tensor([round(i * stride) for i in range(steps)], dtype=torch.long, device="cpu")
         kept = alphas_cumprod[timesteps]
         previous = torch.cat([torch.ones(1, dtype=kept.dtype, device="cpu"), kept[:-1]])
         return cls(1 - kept / previous, timesteps)
@@ -93,7 +93,7 @@ class GaussianSchedule:
 def _at(values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """values[t] broadcast against `like`: t has like's leading shape or is a scalar."""
     out = values.to(like.device)[t]
-    return out.reshape(*out.shape, *([1] * (like.dim() - out.dim())))
+    return out.reshape(*out.shape, *([1] * (like.dim() - out.dim())))  # (*t.shape, 1, ..., 1)
 
 
 def gaussian_log_density(x: torch.Tensor, mean: torch.Tensor, log_variance: torch.Tensor) -> torch.Tensor:
