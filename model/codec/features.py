@@ -81,10 +81,10 @@ def stft(wave: torch.Tensor, config: MelConfig) -> torch.Tensor:
     return torch.fft.rfft(frames, dim=-1).T  # (n_freqs, F + 1)
 
 
-def overlap_add_envelope(num_frames: int, config: MelConfig) -> torch.Tensor:
-    """Sum of squared windows at each output sample, the normaliser of `istft`."""
+def inverse_envelope(num_frames: int, config: MelConfig) -> torch.Tensor:
+    """1 / (sum of squared windows) at each output sample: `istft`'s normaliser, computed once."""
     squared = (_window(config) ** 2)[:, None].expand(-1, num_frames)  # (n_fft, frames)
-    return _overlap_add(squared, config)
+    return 1.0 / _overlap_add(squared, config).clamp(min=1e-8)
 
 
 def _overlap_add(frames: torch.Tensor, config: MelConfig) -> torch.Tensor:
@@ -96,10 +96,10 @@ def _overlap_add(frames: torch.Tensor, config: MelConfig) -> torch.Tensor:
     return summed.reshape(length)  # (1, 1, 1, length) -> (length,)
 
 
-def istft(spec: torch.Tensor, envelope: torch.Tensor, config: MelConfig) -> torch.Tensor:
+def istft(spec: torch.Tensor, inv_envelope: torch.Tensor, config: MelConfig) -> torch.Tensor:
     """Inverse of `stft` for (n_freqs, F + 1): a wave of F * hop samples."""
     frames = torch.fft.irfft(spec.T, n=config.n_fft, dim=-1) * _window(config)  # (F + 1, n_fft)
-    wave = _overlap_add(frames.T, config) / envelope.clamp(min=1e-8)  # (n_fft + hop * F,)
+    wave = _overlap_add(frames.T, config) * inv_envelope  # (n_fft + hop * F,)
     half = config.n_fft // 2
     return wave[half : half + config.hop_length * (spec.shape[1] - 1)]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from model.codec.features import MelConfig, istft, overlap_add_envelope, stft
+from model.codec.features import MelConfig, inverse_envelope, istft, stft
 
 
 def griffin_lim(
@@ -23,14 +23,14 @@ def griffin_lim(
     frames = magnitude.shape[1]
     # Repeat the last frame: centred framing of F * hop samples has F + 1 frames.
     target = torch.cat([magnitude, magnitude[:, -1:]], dim=1)  # (n_freqs, F + 1)
-    envelope = overlap_add_envelope(frames + 1, config)
+    inv_envelope = inverse_envelope(frames + 1, config)
     generator = torch.Generator().manual_seed(seed)
     phase = torch.rand(target.shape, generator=generator) * 2 * torch.pi
     angles = torch.polar(torch.ones_like(target), phase)
     previous = torch.zeros_like(angles)
     for _ in range(iterations):
-        rebuilt = stft(istft(target * angles, envelope, config), config)
+        rebuilt = stft(istft(target * angles, inv_envelope, config), config)
         accelerated = rebuilt - (momentum / (1 + momentum)) * previous
         previous = rebuilt
-        angles = accelerated / accelerated.abs().clamp(min=1e-8)
-    return istft(target * angles, envelope, config)
+        angles = torch.sgn(accelerated)  # z / |z|: keep the phase, drop the magnitude
+    return istft(target * angles, inv_envelope, config)
