@@ -46,17 +46,15 @@ def do_claim_next_assignment(annotator) -> tuple[Assignment | None, bool]:
     with transaction.atomic():
         users = get_user_model().objects.select_for_update(no_key=True)
         list(users.filter(pk=annotator.pk).values_list("pk"))
-        own_active = list(
-            Assignment.objects.filter(annotator=annotator, status=Assignment.Status.ACTIVE)
-            .select_related("scenario__campaign")
+        mine = Assignment.objects.filter(annotator=annotator, status=Assignment.Status.ACTIVE)
+        mine.filter(expires_at__lte=now).update(status=Assignment.Status.EXPIRED)
+        current = (
+            mine.filter(expires_at__gt=now, scenario__campaign__status=Campaign.Status.ACTIVE)
             .order_by("created_at")
+            .first()
         )
-        expired = [a.pk for a in own_active if a.expires_at <= now]
-        if expired:
-            Assignment.objects.filter(pk__in=expired).update(status=Assignment.Status.EXPIRED)
-        for assignment in own_active:
-            if assignment.expires_at > now and assignment.scenario.campaign.status == Campaign.Status.ACTIVE:
-                return assignment, True
+        if current is not None:
+            return current, True
 
         holders = (
             Assignment.objects.filter(holding(now), scenario=OuterRef("pk"))

@@ -37,9 +37,6 @@ def do_submit_comparison(round_: Round, annotator, vote: Vote) -> tuple[Comparis
     ``scenario__campaign``. The assignment row is locked, which serialises concurrent votes on
     one round (also two POSTs racing with the same token); the unique token is the last guard.
     """
-    existing = _by_token(vote.submission_token)
-    if existing is not None:
-        return _same_vote_or_refuse(existing, round_, annotator), False
     campaign = round_.scenario.campaign
     try:
         with transaction.atomic():
@@ -74,8 +71,8 @@ def do_submit_comparison(round_: Round, annotator, vote: Vote) -> tuple[Comparis
             assignment.completed_at = timezone.now()
             assignment.save(update_fields=["status", "completed_at"])
     except IntegrityError:
-        # Only a concurrent request with the same token can get here (the row lock orders all
-        # others); its row is committed by now.
+        # The token is taken: by this vote's concurrent twin (its row is committed by now, the
+        # assignment lock ordered us after it) or, wrongly, by a vote on another round.
         existing = _by_token(vote.submission_token)
         if existing is None:
             raise
