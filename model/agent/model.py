@@ -219,5 +219,8 @@ class AgentModel(nn.Module):
         config, state, _ = read_checkpoint(name_or_path)
         # The weights, the backbone's included, come from the checkpoint, not from backbone_path.
         model = cls(AgentConfig.from_dict(config))
-        model.load_state_dict(state)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:  # missing, unexpected or mis-shaped tensors
+            raise ValueError(f"{name_or_path}: the weights do not match its config.json: {exc}") from exc
         return model.eval()

@@ -2,6 +2,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from transformers import Qwen2Config, Qwen2Model
 
 from model.agent import AgentBatch, AgentConfig, AgentModel, SamplingParams
@@ -45,6 +46,16 @@ def test_pickle_checkpoints_are_refused(tmp_path):
         AgentModel.from_pretrained(str(path))
     with pytest.raises(ValueError, match="pickle checkpoints are refused"):
         AgentModel.from_pretrained(str(path / "pytorch_model.bin"))
+
+
+def test_weights_that_do_not_match_the_config_are_refused(tmp_path):
+    model = AgentModel(AgentConfig.named("debug"))
+    path = model.save_pretrained(tmp_path / "agent")
+    state = load_file(path / "model.safetensors")
+    state.pop("audio_head.bias")
+    save_file(state, path / "model.safetensors")
+    with pytest.raises(ValueError, match="do not match its config.json.*audio_head.bias"):
+        AgentModel.from_pretrained(str(path))
 
 
 def test_named_configurations(tmp_path):
