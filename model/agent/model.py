@@ -30,11 +30,12 @@ import dataclasses
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import Qwen2Config, Qwen2Model
+from transformers import DynamicCache, Qwen2Config, Qwen2Model
 
 from model.agent.batch import AgentBatch
 from model.agent.checkpoint import read_checkpoint, write_checkpoint
@@ -95,7 +96,7 @@ class AgentModel(nn.Module):
 
     # --- the network -------------------------------------------------------------------------
 
-    def run_backbone(self, inputs_embeds: torch.Tensor, cache=None) -> torch.Tensor:
+    def run_backbone(self, inputs_embeds: torch.Tensor, cache: DynamicCache | None = None) -> torch.Tensor:
         """Backbone outputs (B, N, H) for inputs (B, N, H), after the cached positions if a cache is given."""
         kwargs = {_CACHE_ARG: cache, "use_cache": cache is not None}
         return self.backbone(inputs_embeds=inputs_embeds, **kwargs).last_hidden_state
@@ -207,7 +208,7 @@ class AgentModel(nn.Module):
 
     # --- checkpoints ---------------------------------------------------------------------------
 
-    def save_pretrained(self, path, card: dict | None = None):
+    def save_pretrained(self, path: str | Path, card: dict | None = None) -> Path:
         """Write config.json, model.safetensors and the card (data, steps, metrics) to directory `path`."""
         return write_checkpoint(path, self.config.to_dict(), self.state_dict(), card)
 
