@@ -78,7 +78,7 @@ class Responder:
         if text_encoder.dim != c.prompt_dim:
             raise ValueError(f"text encoder gives {text_encoder.dim} dims, the agent expects {c.prompt_dim}")
         self.agent, self.codec, self.text_encoder, self.config = agent.eval(), codec, text_encoder, config
-        self.poses = PoseTokenizer(num_tokens=c.visual_tokens, token_dim=c.visual_token_dim)
+        self.poses = PoseTokenizer.for_motion(num_tokens=c.visual_tokens, token_dim=c.visual_token_dim)
 
     def respond(self, human_wave: np.ndarray, prompt: str, identity: int, objects: Sequence[SceneObject],
                 params: SamplingParams, progress: Callable[[float], None] | None = None) -> AgentResponse:

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from model.agent import AgentConfig, PoseTokenizer, make_visual_tokenizer
-from model.motion import NUM_JOINTS, POSE_DIM
+from model.agent.visual_tokens import MOTION_SCALE
+from model.motion import NUM_JOINTS, POSE_DIM, rest_pose
 
 
 def test_docstring_example():
@@ -16,7 +17,18 @@ def test_default_pose_round_trip_fits_the_tiny_agent():
     poses = torch.randn(2, 7, POSE_DIM)
     tokens = tokenizer.encode(poses)
     assert tokens.shape == (2, 7, config.visual_tokens, config.visual_token_dim)
-    assert torch.equal(tokenizer.decode(tokens), poses)
+    assert torch.allclose(tokenizer.decode(tokens), poses, atol=1e-6)
+
+
+def test_motion_tokens_are_relative_to_the_rest_pose_and_scaled():
+    tokenizer = PoseTokenizer.for_motion()
+    assert torch.equal(tokenizer.encode(rest_pose()), torch.zeros(5, 27))
+    nudged = rest_pose().clone()
+    nudged[0] += 0.05  # 5 cm to the side
+    assert tokenizer.encode(nudged).flatten()[0].item() == pytest.approx(0.05 / MOTION_SCALE)
+    # Unit noise (an untrained agent) stays near the rest pose: the body does not leave the frame.
+    noise_pose = tokenizer.decode(torch.randn(100, 5, 27, generator=torch.Generator().manual_seed(0)))
+    assert noise_pose[:, :3].abs().max() < 0.5
 
 
 def test_bad_input_is_refused():
