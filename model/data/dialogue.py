@@ -1,0 +1,236 @@
+"""Synthetic dyadic dialogue: a voiced question, a pause, the agent's voiced answer, and its motion.
+
+Why this exists: the default agent is trained on data the project makes itself (DESIGN.md section
+5). Because the generator knows the truth (who speaks when, how loud the agent is per frame), the
+same clips give behaviour metrics: lip-sync correlation, silence while the human speaks.
+
+One clip on a shared timeline (24 fps video, 24 kHz audio)::
+
+    human  : [lead][ question ][pause]
+    agent  :                   [pause][ answer ][tail]
+    motion : listening (gaze at the listener, nods) -> speaking (jaw follows the agent's own
+             loudness, small head beats and arm gestures); breathing and sway throughout
+
+The agent's voice is its identity's (model.motion.IDENTITIES); the human's is one of a few other
+espeak-ng voices. A prompt names the answering style and scales the motion's liveliness.
+Not modelled yet: overlaps and interruptions, reaching for objects.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from model.codec import AudioCodec
+from model.data.speech import Voice, synthesize
+from model.motion import IDENTITIES, NUM_JOINTS, SKELETON, axis_angle_to_matrix, join_pose, matrix_to_rotation_6d
+
+
+@dataclass(frozen=True)
+class DialogueConfig:
+    """Timing and motion amplitudes of the generated clips."""
+
+    sample_rate: int = 24_000  # the default codec's rate
+    fps: int = 24  # the agent's video frame rate
+    lead_seconds: tuple[float, float] = (0.2, 0.6)  # silence before the human starts
+    pause_seconds: tuple[float, float] = (0.25, 0.8)  # turn-taking gap; people answer in ~0.2-1 s
+    tail_seconds: tuple[float, float] = (0.8, 1.6)  # silence after the answer, as in a 4 s response window
+    jaw_max: float = 0.35  # radians at full loudness: a clearly open mouth at 360 px, not a yawn
+    loudness_floor_db: float = -45.0  # frames quieter than this keep the jaw shut (espeak gaps)
+    loudness_range_db: float = 30.0  # dB from the floor to a fully open jaw; espeak peaks ~-10 dB
+    nod_radians: float = 0.12  # head pitch of a listener's nod
+    nods_per_second: float = 0.6  # back-channel nods while the human speaks
+    breath_hz: float = 0.25  # ~15 breaths a minute at rest
+    breath_radians: float = 0.02  # chest pitch of one breath
+    sway_metres: float = 0.012  # side-to-side drift of the pelvis while standing
+    sway_hz: float = 0.15  # slow, so it reads as idle weight shifting, not rocking
+    gesture_radians: float = 0.15  # extra elbow flexion at full loudness: beat gestures
+    gaze_aversion: float = 0.25  # eye yaw when the agent starts to answer (looking aside to think)
+
+
+# Human voices: none is an agent identity's voice, so the two parties are always distinct.
+HUMAN_VOICES = (Voice("en-us", pitch=50), Voice("en-us+m1", pitch=42), Voice("en-us+f2", pitch=62),
+                Voice("en+m4", pitch=48))
+
+# Answering styles: the prompt, and how lively the motion is under it.
+PROMPTS = (("answer the question", 1.0), ("answer calmly", 0.6), ("answer cheerfully with lively gestures", 1.5))
+
+# Short enough that an answer lasts 2-4 s, inside the responder's default 4 s window.
+QA_PAIRS = (
+    ("What is your name?", "People call me the helper, nice to meet you."),
+    ("How are you today?", "I am doing well, thank you for asking."),
+    ("Where do you live?", "I live in a small house near the river."),
+    ("What time is it?", "It is a quarter past three in the afternoon."),
+    ("Do you like music?", "Yes, I love listening to jazz in the evening."),
+    ("What is your favourite colour?", "My favourite colour is a deep ocean blue."),
+    ("Can you help me?", "Of course, tell me what you need."),
+    ("What did you eat for breakfast?", "I had toast with butter and a cup of tea."),
+    ("Is it raining outside?", "No, the sky is clear and the sun is out."),
+    ("What are you doing this weekend?", "I am going hiking in the hills with friends."),
+    ("Do you have any pets?", "I have a cat called Pepper who sleeps all day."),
+    ("What is two plus two?", "Two plus two is four."),
+    ("Where is the station?", "The station is two streets down on the left."),
+    ("What is your favourite book?", "I really enjoy old adventure stories about the sea."),
+    ("Can you speak slowly?", "Sure, I will speak a little more slowly."),
+    ("How old are you?", "I was made quite recently, so I am very young."),
+    ("What should I cook tonight?", "How about a warm vegetable soup with fresh bread?"),
+    ("Do you like the winter?", "I like the snow, but I prefer the summer."),
+    ("What is the capital of France?", "The capital of France is Paris."),
+    ("Are you tired?", "Not at all, I am ready to keep talking."),
+    ("What makes you happy?", "Good conversations and sunny mornings make me happy."),
+    ("Can you tell me a joke?", "Why did the bicycle fall over? It was two tired."),
+    ("Which way is north?", "North is behind you, past the tall tree."),
+    ("What is your job?", "I answer questions and keep people company."),
+    ("Do you play any sports?", "I like tennis, although I am not very good."),
+    ("What day is it today?", "Today is Wednesday, the middle of the week."),
+    ("How far is the beach?", "The beach is about ten minutes away by bike."),
+    ("What is your favourite food?", "I love fresh pasta with tomato sauce."),
+    ("Could you repeat that?", "Of course, I will say it again."),
+    ("Do you dream at night?", "Sometimes I dream about flying over mountains."),
+    ("Should I bring an umbrella?", "Yes, it might rain later this evening."),
+    ("What language do you speak?", "I speak English and a little Spanish."),
+    ("What is the best season?", "I think autumn is the most beautiful season."),
+    ("Can you count to five?", "One, two, three, four, five."),
+    ("Who is your best friend?", "My best friend is the person I am talking to."),
+    ("How do I make tea?", "Boil water, add the tea bag, and wait three minutes."),
+    ("Are you a robot?", "I am a digital agent, here to help you."),
+    ("What is the weather like?", "It is mild and a little windy today."),
+    ("Do you like to travel?", "Yes, I would love to visit Japan one day."),
+    ("What did you learn today?", "I learned that octopuses have three hearts."),
+)
+
+
+@dataclass
+class DialogueClip:
+    """One generated exchange. Waves share the timeline: frames * sample_rate / fps samples.
+
+    human_codes / agent_codes (K, frames * R) codec codes of each party's channel; poses
+    (frames, POSE_DIM) the agent's motion; agent_loudness (frames,) the RMS of the agent's wave per
+    video frame, the truth lip-sync is measured against; *_span (first, end) frames of each turn.
+    """
+
+    question: str
+    answer: str
+    prompt: str
+    identity: int
+    human_wave: torch.Tensor
+    agent_wave: torch.Tensor
+    human_codes: torch.Tensor
+    agent_codes: torch.Tensor
+    poses: torch.Tensor
+    agent_loudness: torch.Tensor
+    human_span: tuple[int, int]
+    agent_span: tuple[int, int]
+
+    @property
+    def num_frames(self) -> int:
+        return self.poses.shape[0]
+
+
+def generate_clip(seed: int, codec: AudioCodec, config: DialogueConfig = DialogueConfig()) -> DialogueClip:
+    """The clip of `seed`: the same seed gives the same clip (espeak-ng is deterministic)."""
+    if codec.sample_rate != config.sample_rate:
+        raise ValueError(f"codec runs at {codec.sample_rate} Hz, the dialogue config at {config.sample_rate} Hz")
+    rng = torch.Generator().manual_seed(seed)
+
+    def uniform(bounds: tuple[float, float]) -> float:
+        return bounds[0] + (bounds[1] - bounds[0]) * torch.rand((), generator=rng).item()
+
+    def choice(n: int) -> int:
+        return int(torch.randint(n, (), generator=rng))
+
+    question, answer = QA_PAIRS[choice(len(QA_PAIRS))]
+    identity = choice(len(IDENTITIES))
+    prompt, liveliness = PROMPTS[choice(len(PROMPTS))]
+    human_voice = HUMAN_VOICES[choice(len(HUMAN_VOICES))]
+    sr, per_frame = config.sample_rate, config.sample_rate // config.fps
+    question_wave = synthesize(question, sr, human_voice)
+    answer_wave = synthesize(answer, sr, IDENTITIES[identity].voice)
+
+    human_start = round(uniform(config.lead_seconds) * sr)
+    agent_start = human_start + question_wave.numel() + round(uniform(config.pause_seconds) * sr)
+    agent_end = agent_start + answer_wave.numel()
+    frames = math.ceil((agent_end + uniform(config.tail_seconds) * sr) / per_frame)
+    human_wave = torch.zeros(frames * per_frame)
+    agent_wave = torch.zeros(frames * per_frame)
+    human_wave[human_start: human_start + question_wave.numel()] = question_wave
+    agent_wave[agent_start: agent_end] = answer_wave
+
+    loudness = agent_wave.view(frames, per_frame).pow(2).mean(-1).sqrt()  # (T,)
+    human_span = (human_start // per_frame, math.ceil((human_start + question_wave.numel()) / per_frame))
+    agent_span = (agent_start // per_frame, math.ceil(agent_end / per_frame))
+    poses = agent_motion(loudness, human_span, agent_span, liveliness, rng, config)
+    r = round(codec.frame_rate / config.fps)
+    return DialogueClip(
+        question=question, answer=answer, prompt=prompt, identity=identity,
+        human_wave=human_wave, agent_wave=agent_wave,
+        human_codes=_fit_length(codec.encode(human_wave, sr), frames * r),
+        agent_codes=_fit_length(codec.encode(agent_wave, sr), frames * r),
+        poses=poses, agent_loudness=loudness, human_span=human_span, agent_span=agent_span,
+    )
+
+
+def jaw_opening(loudness: torch.Tensor, config: DialogueConfig = DialogueConfig()) -> torch.Tensor:
+    """Jaw angle (T,) in radians from the agent's per-frame RMS: log loudness above a floor, lightly
+    smoothed so the mouth does not flicker between espeak-ng's phonemes."""
+    db = 20 * torch.log10(loudness.clamp(min=1e-6))
+    level = ((db - config.loudness_floor_db) / config.loudness_range_db).clamp(0, 1)  # (T,)
+    smoothed = torch.nn.functional.conv1d(level[None, None], torch.tensor([[[0.25, 0.5, 0.25]]]), padding=1)[0, 0]
+    return config.jaw_max * smoothed * (level > 0)  # smoothing must not open the jaw in silent frames
+
+
+def agent_motion(loudness: torch.Tensor, human_span: tuple[int, int], agent_span: tuple[int, int],
+                 liveliness: float, rng: torch.Generator, config: DialogueConfig = DialogueConfig()) -> torch.Tensor:
+    """The agent's poses (T, POSE_DIM) for a clip whose agent loudness per frame is `loudness`."""
+    frames = loudness.shape[0]
+    t = torch.arange(frames) / config.fps  # (T,) seconds
+    phase = 2 * math.pi * torch.rand(3, generator=rng)  # breathing, sway, gesture phases differ per clip
+    angles = torch.zeros(frames, NUM_JOINTS, 3)  # axis-angle per joint (x: pitch, y: yaw, z: roll)
+    joint = SKELETON.index
+
+    # Idle: breathing in the chest, slow weight shifting in the pelvis, arms hanging relaxed.
+    breath = config.breath_radians * torch.sin(2 * math.pi * config.breath_hz * t + phase[0])
+    angles[:, joint("chest"), 0] = breath
+    angles[:, joint("neck"), 0] = -0.5 * breath  # the head stays level while the chest moves
+    sway = torch.sin(2 * math.pi * config.sway_hz * t + phase[1])
+    root = torch.zeros(frames, 3)
+    root[:, 0] = config.sway_metres * liveliness * sway
+    angles[:, joint("pelvis"), 2] = -0.02 * liveliness * sway  # the hips tilt against the drift
+    angles[:, joint("spine"), 2] = 0.02 * liveliness * sway  # and the spine brings the head back
+    angles[:, joint("shoulder_l"), 2] = 0.12  # arms slightly away from the body
+    angles[:, joint("shoulder_r"), 2] = -0.12
+    speaking = jaw_opening(loudness, config)  # (T,)
+    beat = 0.5 + 0.5 * torch.sin(2 * math.pi * 1.7 * t + phase[2])  # gestures rise and fall ~2 Hz
+    gesture = config.gesture_radians * liveliness * beat * (speaking / config.jaw_max)
+    angles[:, joint("elbow_l"), 0] = -0.25 - gesture  # forearms a little forward, more on stress
+    angles[:, joint("elbow_r"), 0] = -0.25 - gesture * 0.6
+
+    # Listening: nods at random moments of the human's turn, eyes on the listener (the camera).
+    nod = torch.zeros(frames)
+    first, end = human_span
+    count = max(1, round((end - first) / config.fps * config.nods_per_second))
+    for centre in (first + torch.rand(count, generator=rng) * (end - first)).tolist():
+        nod += torch.exp(-0.5 * ((torch.arange(frames) - centre) / (0.12 * config.fps)) ** 2)
+    angles[:, joint("head"), 0] = config.nod_radians * liveliness * nod.clamp(max=1.0)
+
+    # Speaking: the jaw follows the agent's own loudness; the head beats a little with it, and the
+    # eyes glance aside at the start of the answer, then come back to the listener.
+    angles[:, joint("jaw"), 0] = speaking
+    angles[:, joint("head"), 0] += 0.08 * liveliness * speaking * (beat - 0.5)
+    start = agent_span[0]
+    glance = torch.exp(-0.5 * ((torch.arange(frames) - start - 0.3 * config.fps) / (0.25 * config.fps)) ** 2)
+    side = 1.0 if torch.rand((), generator=rng).item() < 0.5 else -1.0
+    angles[:, joint("eye_l"), 1] = side * config.gaze_aversion * glance
+    angles[:, joint("eye_r"), 1] = side * config.gaze_aversion * glance
+
+    rot6d = matrix_to_rotation_6d(axis_angle_to_matrix(angles))  # (T, J, 6)
+    return join_pose(root, rot6d)  # (T, POSE_DIM)
+
+
+def _fit_length(codes: torch.Tensor, length: int) -> torch.Tensor:
+    """Trim or edge-pad codes (K, F) to (K, length): codec framing may differ by a frame."""
+    if codes.shape[1] >= length:
+        return codes[:, :length]
+    return torch.cat([codes, codes[:, -1:].expand(-1, length - codes.shape[1])], dim=1)

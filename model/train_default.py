@@ -1,0 +1,198 @@
+"""Train the shipped default agent on the project's synthetic dialogue corpus (model.data.dialogue).
+
+Why this exists: an untrained agent shows annotators a contorted body and a noisy voice. This
+supervised run gives the default agent listening and speaking behaviour learned from data the
+project generates itself, in minutes on a CPU::
+
+    python -m model.train_default --out model/assets/agents/default --steps 300
+
+Every batch holds random windows of whole clips; half of them start at the clip's first frame,
+as a response sampled by model.respond does (its frame 0 is the human's first frame).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from model.agent import AgentBatch, AgentConfig, AgentModel, PoseTokenizer
+from model.codec import AudioCodec, load_codec
+from model.data.dialogue import QA_PAIRS, DialogueConfig, generate_clip
+from model.motion import IDENTITIES
+from model.text import TextEncoder, load_text_encoder
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Corpus size and optimisation of the default agent's supervised run."""
+
+    clips: int = 96  # dialogue clips (seeds 0 .. clips - 1): ~10 minutes of speech, ~10 s to generate
+    heldout_clips: int = 4  # clips of the following seeds, scored at the end and never trained on
+    window_frames: int = 128  # 5.3 s: a question and most of the answer; shortest clips are ~5.5 s
+    batch_size: int = 2  # ~1 s per step on 2 CPU cores; more steps beat bigger batches here
+    steps: int = 300  # 7.5 minutes with the corpus on a busy 2-core CPU; losses still fall slowly
+    lr: float = 2e-3  # high for a transformer, right for a 4M-parameter model trained for minutes
+    warmup_steps: int = 20  # linear warm-up, then cosine decay to lr * final_lr_fraction
+    final_lr_fraction: float = 0.1  # keeps learning until the last step
+    weight_decay: float = 0.01  # AdamW's mild default; the run is far too short to overfit much
+    grad_clip: float = 1.0  # the diffusion bound has rare large gradients at t ~ 0
+    prompt_dropout: float = 0.2  # some windows lack the prompt, so its empty embedding is trained
+    start_at_zero: float = 0.5  # share of windows starting at frame 0, as sampled responses do
+    log_every: int = 10  # steps per logged average
+    seed: int = 0  # model initialisation, window draws and diffusion noise
+
+
+@dataclass
+class TrainingClip:
+    """One clip as the agent sees it: codes (K, T * R), visual tokens (T, L2, D), prompt (P,)."""
+
+    agent_codes: torch.Tensor
+    human_codes: torch.Tensor
+    visual: torch.Tensor
+    prompt: torch.Tensor
+    identity: int
+
+    @property
+    def num_frames(self) -> int:
+        return self.visual.shape[0]
+
+
+def build_corpus(seeds: range, codec: AudioCodec, text_encoder: TextEncoder, agent_config: AgentConfig,
+                 dialogue_config: DialogueConfig = DialogueConfig()) -> list[TrainingClip]:
+    """Generate the clips of `seeds` and turn them into the agent's tokens."""
+    poses = PoseTokenizer.for_motion(agent_config.visual_tokens, agent_config.visual_token_dim)
+    clips = [generate_clip(seed, codec, dialogue_config) for seed in tqdm(seeds, desc="dialogue clips")]
+    prompts = sorted({clip.prompt for clip in clips})
+    embeddings = dict(zip(prompts, text_encoder.encode(prompts)))
+    return [TrainingClip(agent_codes=clip.agent_codes, human_codes=clip.human_codes, visual=poses.encode(clip.poses),
+                         prompt=embeddings[clip.prompt], identity=clip.identity) for clip in clips]
+
+
+def window_batch(clips: list[TrainingClip], starts: list[int], frames: int, config: AgentConfig,
+                 prompt_present: torch.Tensor | None = None) -> AgentBatch:
+    """Windows of `frames` frames from `starts`, one per clip, as a batch (human video and trajectory
+    absent, as in a response sampled from audio alone)."""
+    r = config.audio_frames_per_video_frame
+    codes = torch.stack([c.agent_codes[:, s * r: (s + frames) * r] for c, s in zip(clips, starts)])  # (B, K, T * R)
+    batch = AgentBatch.from_codes(
+        codes, torch.stack([c.visual[s: s + frames] for c, s in zip(clips, starts)]), config,  # (B, T, L2, D)
+        human_audio=torch.stack([c.human_codes[:, s * r: (s + frames) * r] for c, s in zip(clips, starts)]),
+        prompt=torch.stack([c.prompt for c in clips]),  # (B, P)
+        identity=torch.tensor([c.identity for c in clips]),
+    )
+    if prompt_present is not None:
+        batch.present = {"prompt": prompt_present}
+    return batch
+
+
+def sample_batch(clips: list[TrainingClip], config: TrainConfig, agent_config: AgentConfig,
+                 generator: torch.Generator) -> AgentBatch:
+    """A batch of random windows; a clip shorter than the window is cut to fit the whole batch."""
+    chosen = [clips[i] for i in torch.randint(len(clips), (config.batch_size,), generator=generator).tolist()]
+    frames = min(config.window_frames, *(c.num_frames for c in chosen))
+    starts = []
+    for clip in chosen:
+        at_zero = torch.rand((), generator=generator).item() < config.start_at_zero
+        starts.append(0 if at_zero else int(torch.randint(clip.num_frames - frames + 1, (), generator=generator)))
+    present = torch.rand(config.batch_size, generator=generator) >= config.prompt_dropout
+    return window_batch(chosen, starts, frames, agent_config, present)
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to lr * final_lr_fraction at the last step."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return config.lr * (config.final_lr_fraction + (1 - config.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+@torch.no_grad()
+def evaluate(model: AgentModel, batch: AgentBatch, seed: int = 0) -> dict[str, float]:
+    """Losses of `batch` with fixed diffusion timesteps and noise, so evaluations are comparable."""
+    was_training = model.training
+    model.eval()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        losses = {name: value.item() for name, value in model.loss(batch).items()}
+    model.train(was_training)
+    return losses
+
+
+def train(model: AgentModel, clips: list[TrainingClip], config: TrainConfig, progress: bool = True
+          ) -> dict[str, float]:
+    """Run `config.steps` AdamW steps on random windows; returns the last logged averages."""
+    generator = torch.Generator().manual_seed(config.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    model.train()
+    sums = {"loss/audio": 0.0, "loss/diffusion": 0.0}
+    logged: dict[str, float] = {}
+    bar = tqdm(range(config.steps), desc="training default agent", disable=not progress)
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, config)
+        losses = model.loss(sample_batch(clips, config, model.config, generator))
+        optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        sums["loss/audio"] += losses["audio"].item()
+        sums["loss/diffusion"] += losses["diffusion"].item()
+        if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
+            count = (step % config.log_every) + 1
+            logged = {name: total / count for name, total in sums.items()}
+            sums = dict.fromkeys(sums, 0.0)
+            bar.set_postfix({name: f"{value:.3f}" for name, value in logged.items()})
+            if progress:
+                tqdm.write(f"step {step + 1}: " + ", ".join(f"{n} {v:.4f}" for n, v in logged.items()))
+    model.eval()
+    return logged
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
+    parser.add_argument("--steps", type=int, default=TrainConfig.steps, help="optimizer steps")
+    parser.add_argument("--clips", type=int, default=TrainConfig.clips, help="dialogue clips in the corpus")
+    args = parser.parse_args()
+    config = TrainConfig(steps=args.steps, clips=args.clips)
+
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    model = AgentModel(AgentConfig.named("tiny"))
+    codec, text_encoder = load_codec("default"), load_text_encoder("default")
+    clips = build_corpus(range(config.clips), codec, text_encoder, model.config)
+    heldout = build_corpus(range(config.clips, config.clips + config.heldout_clips), codec, text_encoder, model.config)
+    metrics = train(model, clips, config)
+    frames = min(config.window_frames, *(c.num_frames for c in heldout))
+    heldout_losses = evaluate(model, window_batch(heldout, [0] * len(heldout), frames, model.config))
+    seconds = time.perf_counter() - started
+
+    total_frames = sum(c.num_frames for c in clips)
+    card = {
+        "data": (f"model.data.dialogue synthetic dyadic dialogue: {config.clips} clips (seeds 0-{config.clips - 1}), "
+                 f"{total_frames} frames = {total_frames / model.config.fps / 60:.1f} min at {model.config.fps} fps; "
+                 f"{len(QA_PAIRS)} question/answer pairs voiced by espeak-ng, {len(IDENTITIES)} identities; "
+                 "procedural motion (jaw follows the agent's loudness, nods while listening, breathing, sway)"),
+        "steps": config.steps,
+        "metrics": {
+            **{name: round(value, 4) for name, value in metrics.items()},
+            "heldout/audio": round(heldout_losses["audio"], 4),
+            "heldout/diffusion": round(heldout_losses["diffusion"], 4),
+            "train_seconds": round(seconds, 1),
+        },
+        "training": {"batch_size": config.batch_size, "window_frames": config.window_frames, "lr": config.lr,
+                     "seed": config.seed, "optimizer": "AdamW"},
+        "regenerate": f"python -m model.train_default --out DIR --steps {config.steps} --clips {config.clips}",
+    }
+    path = model.save_pretrained(args.out, card=card)
+    print(f"saved {path} in {seconds:.0f} s: {card['metrics']}")
+
+
+if __name__ == "__main__":
+    main()

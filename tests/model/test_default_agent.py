@@ -1,0 +1,100 @@
+"""The shipped default agent is trained: it loads from safetensors and keeps a body near rest.
+
+Bound on sampled motion (2 s answering a real question): the root within ROOT_BOUND of its rest
+position and every joint within JOINT_BOUND of its rest position. The training data never moves a
+joint further than ~0.15 m (nods, gestures, sway); the untrained seed-0 agent, whose diffusion head
+saturates at the x0 clip, breaks the same bound, which is checked too so the bound means something.
+"""
+
+import json
+import math
+
+import pytest
+import torch
+
+from model.agent import AgentConfig, AgentModel, PoseTokenizer, SamplingParams
+from model.agent.checkpoint import PICKLE_SUFFIXES, check_safetensors
+from model.data.speech import synthesize
+from model.motion import forward_kinematics, rest_positions, split_pose
+from model.text import load_text_encoder
+from model.train_default import TrainConfig, build_corpus, evaluate, train, window_batch
+from model.zoo import DEFAULT_AGENT_DIR, DEFAULT_AGENT_SEED, load_agent
+
+ROOT_BOUND = 0.3  # metres
+JOINT_BOUND = 0.3  # metres
+FRAMES = 48  # 2 s at 24 fps
+
+
+@pytest.fixture(scope="module")
+def text_encoder():
+    return load_text_encoder("default")
+
+
+@pytest.fixture(scope="module")
+def question_codes(default_codec):
+    """The human's channel for FRAMES frames: the question, then silence (as model.respond builds it)."""
+    rate = default_codec.sample_rate
+    timeline = torch.zeros(FRAMES * rate // 24)
+    wave = synthesize("What is your favourite colour?", rate)[: timeline.numel()]
+    timeline[: wave.numel()] = wave
+    return default_codec.encode(timeline, rate)  # (K, >= FRAMES * R)
+
+
+def _sample_motion(agent: AgentModel, codes: torch.Tensor, prompt: torch.Tensor) -> torch.Tensor:
+    """Poses (FRAMES, POSE_DIM) the agent samples while it hears the question."""
+    rollout = agent.generate(FRAMES, SamplingParams(seed=0), human_audio=codes, prompt=prompt, identity=0)
+    c = agent.config
+    return PoseTokenizer.for_motion(c.visual_tokens, c.visual_token_dim).decode(rollout.visual_tokens)
+
+
+def _largest_deviations(poses: torch.Tensor) -> tuple[float, float]:
+    """(root displacement, joint displacement from rest) maxima over the clip, in metres."""
+    root, _ = split_pose(poses)
+    joints = (forward_kinematics(poses) - rest_positions()).norm(dim=-1)  # (T, J)
+    return float(root.norm(dim=-1).max()), float(joints.max())
+
+
+def test_the_default_agent_is_a_committed_safetensors_checkpoint_with_a_card():
+    names = {path.name for path in DEFAULT_AGENT_DIR.iterdir()}
+    assert {"config.json", "model.safetensors", "card.json", "README.md"} <= names
+    assert not [name for name in names if name.endswith(PICKLE_SUFFIXES)]
+    check_safetensors(DEFAULT_AGENT_DIR / "model.safetensors")
+    card = json.loads((DEFAULT_AGENT_DIR / "card.json").read_text())
+    assert "model.data.dialogue" in card["data"] and card["steps"] > 0
+    untrained_audio = math.log(AgentConfig.named("tiny").codebook_size + 1)  # uniform over the codes
+    for name in ("loss/audio", "heldout/audio"):
+        assert card["metrics"][name] < untrained_audio - 1.0
+    assert card["metrics"]["loss/diffusion"] < 1.0
+
+
+def test_the_default_agent_keeps_an_upright_body_near_rest(question_codes, text_encoder):
+    agent = load_agent("default")
+    assert agent.config == AgentConfig.from_dict(json.loads((DEFAULT_AGENT_DIR / "config.json").read_text()))
+    prompt = text_encoder.encode(["answer the question"])[0]
+    poses = _sample_motion(agent, question_codes, prompt)
+    assert torch.isfinite(poses).all()
+    root, joints = _largest_deviations(poses)
+    assert root < ROOT_BOUND and joints < JOINT_BOUND, (root, joints)
+
+
+def test_the_same_bound_rejects_an_untrained_agent(question_codes, text_encoder):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(DEFAULT_AGENT_SEED)
+        untrained = AgentModel.from_pretrained("tiny").eval()
+    root, joints = _largest_deviations(_sample_motion(untrained, question_codes,
+                                                      text_encoder.encode(["answer the question"])[0]))
+    assert root > ROOT_BOUND or joints > JOINT_BOUND, (root, joints)
+
+
+def test_a_short_run_on_two_clips_lowers_both_losses(default_codec, text_encoder):
+    torch.manual_seed(0)
+    model = AgentModel(AgentConfig.named("tiny"))
+    clips = build_corpus(range(2), default_codec, text_encoder, model.config)
+    config = TrainConfig(window_frames=24, batch_size=2, steps=12, warmup_steps=2, log_every=6)
+    batch = window_batch(clips, [0, 0], 24, model.config)
+    before = evaluate(model, batch)
+    logged = train(model, clips, config, progress=False)
+    after = evaluate(model, batch)
+    assert set(logged) == {"loss/audio", "loss/diffusion"}
+    assert after["audio"] < before["audio"] - 1.0, (before, after)
+    assert after["diffusion"] < before["diffusion"], (before, after)
