@@ -43,16 +43,17 @@ def do_claim_next_assignment(annotator) -> tuple[Assignment | None, bool]:
     rows inserted elsewhere for the same scenario.
     """
     now = timezone.now()
+    # Resuming reads only the annotator's own rows: no lock, no transaction (the common case).
+    current = _current_assignment(annotator, now)
+    if current is not None:
+        return current, True
     with transaction.atomic():
         users = get_user_model().objects.select_for_update(no_key=True)
         list(users.filter(pk=annotator.pk).values_list("pk"))
-        mine = Assignment.objects.filter(annotator=annotator, status=Assignment.Status.ACTIVE)
-        mine.filter(expires_at__lte=now).update(status=Assignment.Status.EXPIRED)
-        current = (
-            mine.filter(expires_at__gt=now, scenario__campaign__status=Campaign.Status.ACTIVE)
-            .order_by("created_at")
-            .first()
-        )
+        Assignment.objects.filter(
+            annotator=annotator, status=Assignment.Status.ACTIVE, expires_at__lte=now
+        ).update(status=Assignment.Status.EXPIRED)
+        current = _current_assignment(annotator, now)  # a concurrent claim of this annotator's
         if current is not None:
             return current, True
 
@@ -88,6 +89,20 @@ def do_claim_next_assignment(annotator) -> tuple[Assignment | None, bool]:
                 return assignment, False
             tried.append(scenario_id)
     return None, False
+
+
+def _current_assignment(annotator, now) -> Assignment | None:
+    """The annotator's oldest unexpired assignment in an active campaign, if any."""
+    return (
+        Assignment.objects.filter(
+            annotator=annotator,
+            status=Assignment.Status.ACTIVE,
+            expires_at__gt=now,
+            scenario__campaign__status=Campaign.Status.ACTIVE,
+        )
+        .order_by("created_at")
+        .first()
+    )
 
 
 def _lock_first(scenarios, skip_locked: bool):

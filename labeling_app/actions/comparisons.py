@@ -41,9 +41,11 @@ def do_submit_comparison(round_: Round, annotator, vote: Vote) -> tuple[Comparis
     try:
         with transaction.atomic():
             assignment = Assignment.objects.select_for_update(no_key=True).get(pk=round_.assignment_id)
-            prior = Comparison.objects.filter(round=round_).first()
-            if prior is not None:
-                if prior.submission_token == vote.submission_token:
+            # A vote completes its assignment in the same transaction, so only a completed
+            # assignment can have a comparison: look for it only then (the hot path skips it).
+            if assignment.status == Assignment.Status.COMPLETED:
+                prior = Comparison.objects.filter(round=round_).first()
+                if prior is not None and prior.submission_token == vote.submission_token:
                     return prior, False
                 raise Refused("You already submitted your judgment of this pair. Go on to the next item.")
             ensure_still_held(assignment, campaign, renew=False)
