@@ -4,10 +4,11 @@ Why this exists: an untrained agent shows annotators a contorted body and a nois
 supervised run gives the default agent listening and speaking behaviour learned from data the
 project generates itself, in minutes on a CPU::
 
-    python -m model.train_default --out model/assets/agents/default --steps 300
+    python -m model.train_default --out model/assets/agents/default
 
-Every batch holds random windows of whole clips; half of them start at the clip's first frame,
-as a response sampled by model.respond does (its frame 0 is the human's first frame).
+Every batch holds random clips from their first frame, as a response sampled by model.respond
+starts (its frame 0 is the human's first frame, before anyone speaks). Windows cut from the middle
+of a clip taught an earlier run to start talking at frame 0, over the human.
 """
 
 from __future__ import annotations
@@ -34,16 +35,15 @@ class TrainConfig:
 
     clips: int = 96  # dialogue clips (seeds 0 .. clips - 1): ~10 minutes of speech, ~10 s to generate
     heldout_clips: int = 4  # clips of the following seeds, scored at the end and never trained on
-    window_frames: int = 128  # 5.3 s: a question and most of the answer; shortest clips are ~5.5 s
-    batch_size: int = 2  # ~1 s per step on 2 CPU cores; more steps beat bigger batches here
-    steps: int = 300  # 7.5 minutes with the corpus on a busy 2-core CPU; losses still fall slowly
+    window_frames: int = 240  # 10 s: whole clips (5.5-9 s), so every window holds both turns
+    batch_size: int = 1  # one whole clip, ~0.5-1.5 s per step on 2 CPU cores; steps beat batch size
+    steps: int = 1000  # 5.4 min with the corpus on a shared 2-core CPU; 450 steps left turn-taking weak
     lr: float = 2e-3  # high for a transformer, right for a 4M-parameter model trained for minutes
     warmup_steps: int = 20  # linear warm-up, then cosine decay to lr * final_lr_fraction
     final_lr_fraction: float = 0.1  # keeps learning until the last step
     weight_decay: float = 0.01  # AdamW's mild default; the run is far too short to overfit much
     grad_clip: float = 1.0  # the diffusion bound has rare large gradients at t ~ 0
     prompt_dropout: float = 0.2  # some windows lack the prompt, so its empty embedding is trained
-    start_at_zero: float = 0.5  # share of windows starting at frame 0, as sampled responses do
     log_every: int = 10  # steps per logged average
     seed: int = 0  # model initialisation, window draws and diffusion noise
 
@@ -74,15 +74,15 @@ def build_corpus(seeds: range, codec: AudioCodec, text_encoder: TextEncoder, age
                          prompt=embeddings[clip.prompt], identity=clip.identity) for clip in clips]
 
 
-def window_batch(clips: list[TrainingClip], starts: list[int], frames: int, config: AgentConfig,
+def window_batch(clips: list[TrainingClip], frames: int, config: AgentConfig,
                  prompt_present: torch.Tensor | None = None) -> AgentBatch:
-    """Windows of `frames` frames from `starts`, one per clip, as a batch (human video and trajectory
-    absent, as in a response sampled from audio alone)."""
+    """The first `frames` frames of each clip as a batch (human video and trajectory absent, as in a
+    response sampled from audio alone)."""
     r = config.audio_frames_per_video_frame
-    codes = torch.stack([c.agent_codes[:, s * r: (s + frames) * r] for c, s in zip(clips, starts)])  # (B, K, T * R)
+    codes = torch.stack([c.agent_codes[:, : frames * r] for c in clips])  # (B, K, T * R)
     batch = AgentBatch.from_codes(
-        codes, torch.stack([c.visual[s: s + frames] for c, s in zip(clips, starts)]), config,  # (B, T, L2, D)
-        human_audio=torch.stack([c.human_codes[:, s * r: (s + frames) * r] for c, s in zip(clips, starts)]),
+        codes, torch.stack([c.visual[:frames] for c in clips]), config,  # (B, T, L2, D)
+        human_audio=torch.stack([c.human_codes[:, : frames * r] for c in clips]),
         prompt=torch.stack([c.prompt for c in clips]),  # (B, P)
         identity=torch.tensor([c.identity for c in clips]),
     )
@@ -93,15 +93,11 @@ def window_batch(clips: list[TrainingClip], starts: list[int], frames: int, conf
 
 def sample_batch(clips: list[TrainingClip], config: TrainConfig, agent_config: AgentConfig,
                  generator: torch.Generator) -> AgentBatch:
-    """A batch of random windows; a clip shorter than the window is cut to fit the whole batch."""
+    """Random clips from frame 0, all cut to the shortest of them (and to the window)."""
     chosen = [clips[i] for i in torch.randint(len(clips), (config.batch_size,), generator=generator).tolist()]
     frames = min(config.window_frames, *(c.num_frames for c in chosen))
-    starts = []
-    for clip in chosen:
-        at_zero = torch.rand((), generator=generator).item() < config.start_at_zero
-        starts.append(0 if at_zero else int(torch.randint(clip.num_frames - frames + 1, (), generator=generator)))
     present = torch.rand(config.batch_size, generator=generator) >= config.prompt_dropout
-    return window_batch(chosen, starts, frames, agent_config, present)
+    return window_batch(chosen, frames, agent_config, present)
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
@@ -170,7 +166,7 @@ def main() -> None:
     heldout = build_corpus(range(config.clips, config.clips + config.heldout_clips), codec, text_encoder, model.config)
     metrics = train(model, clips, config)
     frames = min(config.window_frames, *(c.num_frames for c in heldout))
-    heldout_losses = evaluate(model, window_batch(heldout, [0] * len(heldout), frames, model.config))
+    heldout_losses = evaluate(model, window_batch(heldout, frames, model.config))
     seconds = time.perf_counter() - started
 
     total_frames = sum(c.num_frames for c in clips)

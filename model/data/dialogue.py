@@ -34,7 +34,7 @@ class DialogueConfig:
 
     sample_rate: int = 24_000  # the default codec's rate
     fps: int = 24  # the agent's video frame rate
-    lead_seconds: tuple[float, float] = (0.2, 0.6)  # silence before the human starts
+    lead_seconds: tuple[float, float] = (0.2, 1.0)  # silence before the human starts
     pause_seconds: tuple[float, float] = (0.25, 0.8)  # turn-taking gap; people answer in ~0.2-1 s
     tail_seconds: tuple[float, float] = (0.8, 1.6)  # silence after the answer, as in a 4 s response window
     jaw_max: float = 0.35  # radians at full loudness: a clearly open mouth at 360 px, not a yawn
@@ -56,6 +56,11 @@ HUMAN_VOICES = (Voice("en-us", pitch=50), Voice("en-us+m1", pitch=42), Voice("en
 
 # Answering styles: the prompt, and how lively the motion is under it.
 PROMPTS = (("answer the question", 1.0), ("answer calmly", 0.6), ("answer cheerfully with lively gestures", 1.5))
+
+# Openers some humans put before their question: turns of 1-4 s, so an agent cannot learn to answer
+# after a fixed time instead of after the human falls silent.
+PREAMBLES = ("", "", "Hello there. ", "Excuse me, ", "I have been wondering about something. ",
+             "Sorry to bother you, but I would like to know. ")
 
 # Short enough that an answer lasts 2-4 s, inside the responder's default 4 s window.
 QA_PAIRS = (
@@ -142,6 +147,7 @@ def generate_clip(seed: int, codec: AudioCodec, config: DialogueConfig = Dialogu
         return int(torch.randint(n, (), generator=rng))
 
     question, answer = QA_PAIRS[choice(len(QA_PAIRS))]
+    question = PREAMBLES[choice(len(PREAMBLES))] + question
     identity = choice(len(IDENTITIES))
     prompt, liveliness = PROMPTS[choice(len(PROMPTS))]
     human_voice = HUMAN_VOICES[choice(len(HUMAN_VOICES))]

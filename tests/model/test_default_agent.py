@@ -91,7 +91,7 @@ def test_a_short_run_on_two_clips_lowers_both_losses(default_codec, text_encoder
     model = AgentModel(AgentConfig.named("tiny"))
     clips = build_corpus(range(2), default_codec, text_encoder, model.config)
     config = TrainConfig(window_frames=24, batch_size=2, steps=12, warmup_steps=2, log_every=6)
-    batch = window_batch(clips, [0, 0], 24, model.config)
+    batch = window_batch(clips, 24, model.config)
     before = evaluate(model, batch)
     logged = train(model, clips, config, progress=False)
     after = evaluate(model, batch)
