@@ -1,9 +1,10 @@
 """Resolve an agent variant's checkpoint reference to a loaded agent model.
 
-"default" is the project's shipped agent: a checkpoint directory under ``model/assets/agents``
-when one is committed, otherwise the ``tiny`` configuration built deterministically (seed 0) by
-this code, so every worker in a fleet samples the same agent without downloading anything.
-Anything else is a local checkpoint directory (config.json + model.safetensors).
+"default" is the project's shipped agent, ``model/assets/agents/default``: the tiny
+configuration trained by ``python -m model.train_default`` on the project's synthetic dialogue
+corpus (``model.data.dialogue``). Were that directory missing (a trimmed checkout), the tiny
+configuration is built deterministically (seed 0) so every worker still samples the same,
+untrained agent. Anything else is a local checkpoint directory (config.json + model.safetensors).
 """
 
 from pathlib import Path
