@@ -39,7 +39,11 @@ class Assignment(models.Model):
                 name="assignment_status_valid",
             ),
         ]
-        indexes = [models.Index(fields=["scenario", "status", "expires_at"])]
+        indexes = [
+            models.Index(fields=["scenario", "status", "expires_at"]),
+            # "Next item" first looks for the annotator's own active assignment, oldest first.
+            models.Index(fields=["annotator", "status", "created_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.annotator} on {self.scenario_id} ({self.status})"
