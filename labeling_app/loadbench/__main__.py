@@ -53,8 +53,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clients", default="10,50", help="concurrency levels, comma-separated")
     parser.add_argument("--votes", type=int, default=3000, help="votes per level (bounded count)")
     parser.add_argument("--seconds", type=float, default=60.0, help="time limit per level")
-    parser.add_argument("--web-workers", type=int, default=3, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
+    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes (one per core)")
+    parser.add_argument("--threads", type=int, default=16, help="threads per gunicorn worker")
     parser.add_argument("--json", type=Path, help="also write the results here")
     return parser.parse_args()
 
