@@ -40,7 +40,11 @@ def do_submit_comparison(round_: Round, annotator, vote: Vote) -> tuple[Comparis
     campaign = round_.scenario.campaign
     try:
         with transaction.atomic():
-            assignment = Assignment.objects.select_for_update(no_key=True).get(pk=round_.assignment_id)
+            assignment = (
+                Assignment.objects.select_for_update(no_key=True)
+                .only("status", "expires_at", "scenario_id")
+                .get(pk=round_.assignment_id)
+            )
             # A vote completes its assignment in the same transaction, so only a completed
             # assignment can have a comparison: look for it only then (the hot path skips it).
             if assignment.status == Assignment.Status.COMPLETED:
@@ -49,7 +53,12 @@ def do_submit_comparison(round_: Round, annotator, vote: Vote) -> tuple[Comparis
                     return prior, False
                 raise Refused("You already submitted your judgment of this pair. Go on to the next item.")
             ensure_still_held(assignment, campaign, renew=False)
-            candidates = list(Candidate.objects.filter(round=round_).order_by("pk").only("pk", "variant", "status"))
+            candidates = [
+                Candidate(pk=pk, variant_id=variant_id, status=status)
+                for pk, variant_id, status in Candidate.objects.filter(round=round_)
+                .order_by("pk")
+                .values_list("pk", "variant_id", "status")
+            ]
             left, right = left_and_right(round_, candidates, campaign.variant_a_id)
             if left.status != Candidate.Status.READY or right.status != Candidate.Status.READY:
                 raise Refused("Both responses must be ready and played before you vote.")
@@ -69,9 +78,9 @@ def do_submit_comparison(round_: Round, annotator, vote: Vote) -> tuple[Comparis
                 plays_b=vote.plays_b,
                 **vote.judgments,
             )
-            assignment.status = Assignment.Status.COMPLETED
-            assignment.completed_at = timezone.now()
-            assignment.save(update_fields=["status", "completed_at"])
+            Assignment.objects.filter(pk=assignment.pk).update(
+                status=Assignment.Status.COMPLETED, completed_at=timezone.now()
+            )
     except IntegrityError:
         # The token is taken: by this vote's concurrent twin (its row is committed by now, the
         # assignment lock ordered us after it) or, wrongly, by a vote on another round.
