@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_delete, post_migrate, post_save
 
 
 def _sync_roles_after_migrate(sender, **kwargs) -> None:
@@ -14,5 +14,15 @@ class LabelingAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.signals import user_logged_out
+
+        from labeling_app.authentication import forget_user
+
         # After migrate the permission rows exist; the role groups are kept in step with them.
         post_migrate.connect(_sync_roles_after_migrate, sender=self)
+        # A saved, deleted or logged-out user is read from the database again by every process.
+        user = get_user_model()
+        post_save.connect(forget_user, sender=user, dispatch_uid="forget-user-on-save")
+        post_delete.connect(forget_user, sender=user, dispatch_uid="forget-user-on-delete")
+        user_logged_out.connect(forget_user, dispatch_uid="forget-user-on-logout")

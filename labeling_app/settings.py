@@ -136,7 +136,34 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Caches and sessions ------------------------------------------------------------------------
+
+# "shared" holds sessions and logged-in users (labeling_app.authentication). It must be one cache
+# for every web process, so that a logout or a deactivation takes effect everywhere at once:
+# Redis when scaled out, else files under VAR_DIR that every process on this machine reads.
+# "default" stays per process: it only holds answers that may be a minute stale (access.py).
+HER_CACHE_URL = os.environ.get("HER_CACHE_URL", "")
+if HER_CACHE_URL:
+    _shared_cache = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": HER_CACHE_URL}
+else:
+    _shared_cache = {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(VAR_DIR / "cache"),
+        # Past this many files a write deletes a third of them (found again in the database).
+        "OPTIONS": {"MAX_ENTRIES": 20_000},
+    }
+# Entries are keyed by primary key: databases that share a cache must not share keys.
+_shared_cache["KEY_PREFIX"] = f"{DATABASES['default']['HOST']}:{DATABASES['default']['PORT']}:{DATABASES['default']['NAME']}"
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "shared": _shared_cache,
+}
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_CACHE_ALIAS = "shared"
+
 # --- Auth ---------------------------------------------------------------------------------------
+
+AUTHENTICATION_BACKENDS = ["labeling_app.authentication.CachedModelBackend"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

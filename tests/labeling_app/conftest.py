@@ -70,6 +70,17 @@ def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def empty_shared_cache():
+    """Sessions and users are cached across processes (labeling_app.authentication); SQLite
+    reuses primary keys after a rollback, so each test starts with an empty cache."""
+    from django.core.cache import caches
+
+    caches["shared"].clear()
+    yield
+    caches["shared"].clear()
+
+
 @pytest.fixture(scope="session")
 def webm_clip() -> bytes:
     return make_clip()
