@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timezone as dt_timezone
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from labeling_app.actions import Refused
@@ -40,11 +42,7 @@ def do_submit_comparison(round_: Round, annotator, vote: Vote) -> tuple[Comparis
     campaign = round_.scenario.campaign
     try:
         with transaction.atomic():
-            assignment = (
-                Assignment.objects.select_for_update(no_key=True)
-                .only("status", "expires_at", "scenario_id")
-                .get(pk=round_.assignment_id)
-            )
+            assignment, candidates = _lock_assignment_with_candidates(round_)
             # A vote completes its assignment in the same transaction, so only a completed
             # assignment can have a comparison: look for it only then (the hot path skips it).
             if assignment.status == Assignment.Status.COMPLETED:
@@ -53,12 +51,6 @@ def do_submit_comparison(round_: Round, annotator, vote: Vote) -> tuple[Comparis
                     return prior, False
                 raise Refused("You already submitted your judgment of this pair. Go on to the next item.")
             ensure_still_held(assignment, campaign, renew=False)
-            candidates = [
-                Candidate(pk=pk, variant_id=variant_id, status=status)
-                for pk, variant_id, status in Candidate.objects.filter(round=round_)
-                .order_by("pk")
-                .values_list("pk", "variant_id", "status")
-            ]
             left, right = left_and_right(round_, candidates, campaign.variant_a_id)
             if left.status != Candidate.Status.READY or right.status != Candidate.Status.READY:
                 raise Refused("Both responses must be ready and played before you vote.")
@@ -89,6 +81,37 @@ def do_submit_comparison(round_: Round, annotator, vote: Vote) -> tuple[Comparis
             raise
         return _same_vote_or_refuse(existing, round_, annotator), False
     return comparison, True
+
+
+def _lock_assignment_with_candidates(round_: Round) -> tuple[Assignment, list[Candidate]]:
+    """Lock the round's assignment row and read its status and the round's candidates, in one
+    statement: the vote is the hottest write, and each ORM query costs more Python than the
+    database spends on it. Only the fields the vote uses are set on the returned objects.
+
+    The row lock is ``FOR NO KEY UPDATE OF`` the assignment (the candidates are not locked);
+    SQLite has no row locks, and its IMMEDIATE transaction already serialises writers.
+    """
+    quote = connection.ops.quote_name
+    assignments, candidates = quote(Assignment._meta.db_table), quote(Candidate._meta.db_table)
+    sql = (
+        f"SELECT a.status, a.expires_at, c.id, c.variant_id, c.status FROM {assignments} a "
+        f"LEFT JOIN {candidates} c ON c.round_id = %s WHERE a.id = %s ORDER BY c.id"
+    )
+    if connection.features.has_select_for_update:
+        sql += " FOR NO KEY UPDATE OF a" if connection.features.has_select_for_no_key_update else " FOR UPDATE"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [round_.pk, round_.assignment_id])
+        rows = cursor.fetchall()
+    if not rows:
+        raise Assignment.DoesNotExist(f"Round {round_.pk} has no assignment row.")
+    status, expires_at = rows[0][:2]
+    if settings.USE_TZ and timezone.is_naive(expires_at):
+        expires_at = timezone.make_aware(expires_at, dt_timezone.utc)  # SQLite returns naive UTC
+    assignment = Assignment(pk=round_.assignment_id, scenario_id=round_.scenario_id, status=status,
+                            expires_at=expires_at)
+    found = [Candidate(pk=pk, round_id=round_.pk, variant_id=variant_id, status=candidate_status)
+             for _, _, pk, variant_id, candidate_status in rows if pk is not None]
+    return assignment, found
 
 
 def _by_token(token: uuid.UUID) -> Comparison | None:
