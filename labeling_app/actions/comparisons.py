@@ -81,6 +81,13 @@ def do_submit_comparison(round_: Round, annotator, vote: Vote) -> tuple[Comparis
     return comparison, True
 
 
+def loaded_fields(model, **values):
+    """An instance of ``model`` with only ``values`` (by attname) loaded and the rest deferred,
+    as ``QuerySet.only()`` builds it; cheaper than ``model(...)``, which computes every default."""
+    names = [field.attname for field in model._meta.concrete_fields if field.attname in values]
+    return model.from_db(connection.alias, names, [values[name] for name in names])
+
+
 def _lock_assignment_with_candidates(round_: Round) -> tuple[Assignment, list[Candidate]]:
     """Lock the round's assignment row and read its status and the round's candidates, in one
     statement: the vote is the hottest write, and each ORM query costs more Python than the
@@ -105,9 +112,9 @@ def _lock_assignment_with_candidates(round_: Round) -> tuple[Assignment, list[Ca
     status, expires_at = rows[0][:2]
     if settings.USE_TZ and timezone.is_naive(expires_at):
         expires_at = timezone.make_aware(expires_at, dt_timezone.utc)  # SQLite returns naive UTC
-    assignment = Assignment(pk=round_.assignment_id, scenario_id=round_.scenario_id, status=status,
-                            expires_at=expires_at)
-    found = [Candidate(pk=pk, round_id=round_.pk, variant_id=variant_id, status=candidate_status)
+    assignment = loaded_fields(Assignment, id=round_.assignment_id, scenario_id=round_.scenario_id, status=status,
+                               expires_at=expires_at)
+    found = [loaded_fields(Candidate, id=pk, round_id=round_.pk, variant_id=variant_id, status=candidate_status)
              for _, _, pk, variant_id, candidate_status in rows if pk is not None]
     return assignment, found
 

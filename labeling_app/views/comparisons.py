@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from labeling_app.actions import Refused
-from labeling_app.actions.comparisons import do_submit_comparison
+from labeling_app.actions.comparisons import do_submit_comparison, loaded_fields
 from labeling_app.actions.rounds import left_and_right
 from labeling_app.forms import ComparisonForm
 from labeling_app.models import DIMENSIONS, Campaign, Candidate, Comparison, Judgment, Overall, Round, Scenario
@@ -59,13 +59,16 @@ def _round_to_vote_on(request: HttpRequest, round_id) -> Round | None:
         return None
     pk, assignment_id, scenario_id, variant_a_on_left, campaign_id, status, dimensions, variant_a_id, overlap, \
         lock_minutes = row
-    campaign = Campaign(
-        pk=campaign_id, status=status, variant_a_id=variant_a_id, overlap=overlap, lock_minutes=lock_minutes,
+    campaign = loaded_fields(
+        Campaign, id=campaign_id, status=status, variant_a_id=variant_a_id, overlap=overlap, lock_minutes=lock_minutes,
         dimensions=Campaign._meta.get_field("dimensions").from_db_value(dimensions, None, connection),
     )
-    scenario = Scenario(pk=scenario_id, campaign=campaign)
-    return Round(pk=pk, public_id=round_id, assignment_id=assignment_id, scenario=scenario,
-                 annotator_id=request.user.pk, variant_a_on_left=bool(variant_a_on_left))
+    scenario = loaded_fields(Scenario, id=scenario_id, campaign_id=campaign_id)
+    scenario.campaign = campaign
+    round_ = loaded_fields(Round, id=pk, public_id=round_id, assignment_id=assignment_id, scenario_id=scenario_id,
+                           annotator_id=request.user.pk, variant_a_on_left=bool(variant_a_on_left))
+    round_.scenario = scenario
+    return round_
 
 
 @require_GET
