@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timezone as dt_timezone
 from dataclasses import dataclass
+from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -91,7 +91,7 @@ def loaded_fields(model, **values):
 def _lock_assignment_with_candidates(round_: Round) -> tuple[Assignment, list[Candidate]]:
     """Lock the round's assignment row and read its status and the round's candidates, in one
     statement: the vote is the hottest write, and each ORM query costs more Python than the
-    database spends on it. Only the fields the vote uses are set on the returned objects.
+    database spends on it. The returned objects hold only these fields (see ``loaded_fields``).
 
     The row lock is ``FOR NO KEY UPDATE OF`` the assignment (the candidates are not locked);
     SQLite has no row locks, and its IMMEDIATE transaction already serialises writers.

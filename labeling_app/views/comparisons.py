@@ -39,8 +39,8 @@ def _round_to_vote_on(request: HttpRequest, round_id) -> Round | None:
     """The annotator's round with what a vote reads of it and its campaign, or None.
 
     One raw statement: the vote is the hottest request, and compiling an ORM query with two
-    joins cost more Python than the database spends answering it. Only these fields are set;
-    the round's ``scenario`` is a stub that carries its ``campaign``.
+    joins cost more Python than the database spends answering it. The instances hold only these
+    fields (any other loads on access, see ``loaded_fields``).
     """
     quote = connection.ops.quote_name
     sql = (
