@@ -53,8 +53,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clients", default="10,50", help="concurrency levels, comma-separated")
     parser.add_argument("--votes", type=int, default=3000, help="votes per level (bounded count)")
     parser.add_argument("--seconds", type=float, default=60.0, help="time limit per level")
-    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes (one per core)")
-    parser.add_argument("--threads", type=int, default=16, help="threads per gunicorn worker")
+    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn processes (one per core)")
+    parser.add_argument("--threads", type=int, default=6, help="threads per gunicorn process")
     parser.add_argument("--json", type=Path, help="also write the results here")
     return parser.parse_args()
 
@@ -233,7 +233,7 @@ def main() -> int:
     from labeling_app.loadbench.seed import PASSWORD, USERNAME, seed
     from labeling_app.models import Comparison
 
-    server = None
+    servers: list[subprocess.Popen] = []
     try:
         call_command("migrate", interactive=False, verbosity=0)
         # Annotator i takes part in every level with more than i clients.
@@ -242,12 +242,16 @@ def main() -> int:
         rounds_by_user = seed(items)
         connection.close()
         port = free_port()
-        server = subprocess.Popen(
+        # One gunicorn per core, each a single worker, all listening on the port with
+        # SO_REUSEPORT: the kernel spreads keep-alive connections evenly over the processes,
+        # where one master's shared socket lets the first worker to accept take most of them.
+        servers = [subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "labeling_app.wsgi:application", "--bind", f"127.0.0.1:{port}",
-             "--worker-class", "gthread", "--workers", str(args.web_workers), "--threads", str(args.threads),
+             "--reuse-port", "--worker-class", "gthread", "--workers", "1", "--threads", str(args.threads),
              "--keep-alive", "30", "--backlog", "2048", "--log-level", "warning"],
-            cwd=REPO_ROOT, env=env, start_new_session=True)
-        wait_until_up(port, server)
+            cwd=REPO_ROOT, env=env, start_new_session=True) for _ in range(args.web_workers)]
+        for server in servers:
+            wait_until_up(port, server)
         phases, stored = [], {}
         for n in levels:
             before = Comparison.objects.count()
@@ -265,8 +269,9 @@ def main() -> int:
             args.json.write_text(json.dumps(results, indent=2))
         return 0 if results["integrity_ok"] and duplicates == 0 else 1
     finally:
-        if server is not None:
+        for server in servers:
             os.killpg(server.pid, signal.SIGTERM)
+        for server in servers:
             server.wait(timeout=30)
         connection.close()
         drop_database()
