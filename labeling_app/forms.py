@@ -44,6 +44,21 @@ def _judgment_field(dimension: str) -> forms.ChoiceField:
 JUDGMENT_FIELDS = {dimension: _judgment_field(dimension) for dimension in DIMENSIONS}
 
 
+def plays_field(side: str) -> forms.IntegerField:
+    """How often one clip was played to the end; at least once, or the vote stays locked."""
+    name = side.split()[0]
+    return forms.IntegerField(
+        min_value=1,
+        max_value=MAX_PLAYS,
+        error_messages={
+            "required": f"Play response {side} to the end before you vote.",
+            "invalid": f"The play count of response {name} must be a whole number.",
+            "min_value": f"Play response {side} to the end before you vote.",
+            "max_value": f"The play count of response {name} is implausibly high.",
+        },
+    )
+
+
 class ComparisonForm(forms.Form):
     """A vote on one pair. Only the campaign's dimensions are asked; the rest are stored "na".
 
@@ -93,26 +108,8 @@ class ComparisonForm(forms.Form):
             "max_value": "The time spent is implausibly long; reload the page and vote again.",
         },
     )
-    plays_a = forms.IntegerField(
-        min_value=1,
-        max_value=MAX_PLAYS,
-        error_messages={
-            "required": "Play response A (left) to the end before you vote.",
-            "invalid": "The play count of response A must be a whole number.",
-            "min_value": "Play response A (left) to the end before you vote.",
-            "max_value": "The play count of response A is implausibly high.",
-        },
-    )
-    plays_b = forms.IntegerField(
-        min_value=1,
-        max_value=MAX_PLAYS,
-        error_messages={
-            "required": "Play response B (right) to the end before you vote.",
-            "invalid": "The play count of response B must be a whole number.",
-            "min_value": "Play response B (right) to the end before you vote.",
-            "max_value": "The play count of response B is implausibly high.",
-        },
-    )
+    plays_a = plays_field("A (left)")
+    plays_b = plays_field("B (right)")
 
     def __init__(self, *args, dimensions: list[str], **kwargs):
         super().__init__(*args, **kwargs)
