@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 from django import forms
 
 from labeling_app.actions.comparisons import Vote
@@ -39,9 +37,21 @@ def _judgment_field(dimension: str) -> forms.ChoiceField:
     )
 
 
-# Built once and copied per form, as Django does with declared fields: building a choice field
-# normalises its choices, a measurable part of the vote's cost when done on every request.
+# Built once: building a choice field normalises its choices, measurable on every vote.
 JUDGMENT_FIELDS = {dimension: _judgment_field(dimension) for dimension in DIMENSIONS}
+
+
+class SharedFields(dict):
+    """A form's ``base_fields`` that its instances share instead of deep-copying.
+
+    ``BaseForm.__init__`` deep-copies every field so that one instance may change its own
+    (labels, widgets, choices) without touching the class. A form that only validates never
+    does, and copying a choice field normalises its choices again: on the vote, the hottest
+    request, the copies cost more than the validation. Instances get a dict of the same fields.
+    """
+
+    def __deepcopy__(self, memo):
+        return dict(self)
 
 
 def plays_field(side: str) -> forms.IntegerField:
@@ -64,6 +74,9 @@ class ComparisonForm(forms.Form):
 
     ``plays_a`` / ``plays_b`` count full plays of the left / right clip; the page only unlocks
     the vote after both were played to the end, and this form refuses zero plays too.
+
+    It only validates (the page draws its own controls), so its instances share their fields
+    (``SharedFields``): never change a field of an instance.
     """
 
     submission_token = forms.UUIDField(
@@ -115,7 +128,7 @@ class ComparisonForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.dimensions = [d for d in DIMENSIONS if d in dimensions]
         for dimension in self.dimensions:
-            self.fields[dimension] = copy.deepcopy(JUDGMENT_FIELDS[dimension])
+            self.fields[dimension] = JUDGMENT_FIELDS[dimension]
 
     def clean(self):
         cleaned = super().clean()
@@ -148,3 +161,6 @@ class ComparisonForm(forms.Form):
             plays_a=data["plays_a"],
             plays_b=data["plays_b"],
         )
+
+
+ComparisonForm.base_fields = SharedFields(ComparisonForm.base_fields)

@@ -122,6 +122,9 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # The same backend with a health check that polls the socket instead of sending SELECT 1.
+    DATABASES["default"]["ENGINE"] = "labeling_app.postgresql"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (web, worker, tests) share the file: wait for locks instead of failing,
     # and write-ahead logging lets readers proceed while one process writes.

@@ -53,8 +53,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clients", default="10,50", help="concurrency levels, comma-separated")
     parser.add_argument("--votes", type=int, default=3000, help="votes per level (bounded count)")
     parser.add_argument("--seconds", type=float, default=60.0, help="time limit per level")
-    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn processes (one per core)")
-    parser.add_argument("--threads", type=int, default=6, help="threads per gunicorn process")
+    parser.add_argument("--web-workers", type=int, help="gunicorn processes (default: the server's, one per core)")
+    parser.add_argument("--threads", type=int, help="threads per gunicorn process (default: the server's)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     return parser.parse_args()
 
@@ -199,7 +199,7 @@ def report(phases: list[Phase], stored: dict[int, int], vendor: str) -> dict:
             level["endpoints"][endpoint] = stats
             rows.append((phase.clients, endpoint, stats))
         results["levels"].append(level)
-    print(f"\nAnnotator load benchmark on {vendor} (gunicorn, loopback)")
+    print(f"\nAnnotator load benchmark on {vendor} (gunicorn as `manage.py serve` runs it, loopback)")
     print(f"{'clients':>7}  {'endpoint':<13} {'count':>6} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>6}")
     for clients, endpoint, s in rows:
         print(f"{clients:>7}  {endpoint:<13} {s['count']:>6} {s['per_second']:>8} {s['p50_ms']:>8} "
@@ -233,7 +233,7 @@ def main() -> int:
     from labeling_app.loadbench.seed import PASSWORD, USERNAME, seed
     from labeling_app.models import Comparison
 
-    servers: list[subprocess.Popen] = []
+    server: subprocess.Popen | None = None
     try:
         call_command("migrate", interactive=False, verbosity=0)
         # Annotator i takes part in every level with more than i clients.
@@ -242,16 +242,14 @@ def main() -> int:
         rounds_by_user = seed(items)
         connection.close()
         port = free_port()
-        # One gunicorn per core, each a single worker, all listening on the port with
-        # SO_REUSEPORT: the kernel spreads keep-alive connections evenly over the processes,
-        # where one master's shared socket lets the first worker to accept take most of them.
-        servers = [subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "labeling_app.wsgi:application", "--bind", f"127.0.0.1:{port}",
-             "--reuse-port", "--worker-class", "gthread", "--workers", "1", "--threads", str(args.threads),
-             "--keep-alive", "30", "--backlog", "2048", "--log-level", "warning"],
-            cwd=REPO_ROOT, env=env, start_new_session=True) for _ in range(args.web_workers)]
-        for server in servers:
-            wait_until_up(port, server)
+        # The production server as ``manage.py serve`` starts it, without the access log.
+        overrides = {"HER_WEB_WORKERS": args.web_workers, "HER_WEB_THREADS": args.threads}
+        server_env = dict(env, **{name: str(value) for name, value in overrides.items() if value})
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "labeling_app.wsgi:application",
+             "--config", "python:labeling_app.gunicorn_conf", "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
+            cwd=REPO_ROOT, env=server_env, start_new_session=True)
+        wait_until_up(port, server)
         phases, stored = [], {}
         for n in levels:
             before = Comparison.objects.count()
@@ -269,9 +267,8 @@ def main() -> int:
             args.json.write_text(json.dumps(results, indent=2))
         return 0 if results["integrity_ok"] and duplicates == 0 else 1
     finally:
-        for server in servers:
+        if server is not None:
             os.killpg(server.pid, signal.SIGTERM)
-        for server in servers:
             server.wait(timeout=30)
         connection.close()
         drop_database()

@@ -18,6 +18,9 @@ from django.core.management.base import BaseCommand
 
 from labeling_app.demo import ensure_demo_content
 
+# The production server's settings, shared with the load benchmark.
+GUNICORN_CONFIG = "python:labeling_app.gunicorn_conf"
+
 
 class Command(BaseCommand):
     help = "Migrate, then run the site (gunicorn) and a Celery worker until interrupted."
@@ -25,7 +28,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("HER_HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("HER_PORT", "8000")))
-        parser.add_argument("--web-workers", type=int, default=int(os.environ.get("HER_WEB_WORKERS", "2")))
+        parser.add_argument("--web-workers", type=int, default=None,
+                            help="gunicorn processes (default: HER_WEB_WORKERS, else one per core)")
         parser.add_argument(
             "--worker-concurrency", type=int, default=int(os.environ.get("HER_WORKER_CONCURRENCY", "1"))
         )
@@ -44,9 +48,9 @@ class Command(BaseCommand):
 
         children: list[subprocess.Popen] = []
         web = subprocess.Popen([
-            sys.executable, "-m", "gunicorn", "labeling_app.wsgi:application",
-            "--bind", f"{host}:{port}", "--workers", str(web_workers), "--threads", "4",
-            "--access-logfile", "-", "--graceful-timeout", "10",
+            sys.executable, "-m", "gunicorn", "labeling_app.wsgi:application", "--config", GUNICORN_CONFIG,
+            "--bind", f"{host}:{port}", "--access-logfile", "-",
+            *(["--workers", str(web_workers)] if web_workers else []),
         ])
         children.append(web)
         if not no_worker:
