@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timezone as dt_timezone
 
@@ -12,8 +13,8 @@ from django.utils import timezone
 
 from labeling_app.actions import Refused
 from labeling_app.actions.assignments import ensure_still_held
-from labeling_app.actions.rounds import left_and_right
-from labeling_app.models import Assignment, Candidate, Comparison, Round
+from labeling_app.actions.rounds import ROUND_NOT_FOUND, left_and_right
+from labeling_app.models import Assignment, Campaign, Candidate, Comparison, Round, Scenario
 
 
 @dataclass(frozen=True)
@@ -31,18 +32,23 @@ class Vote:
     plays_b: int
 
 
-def do_submit_comparison(round_: Round, annotator, vote: Vote) -> tuple[Comparison, bool]:
-    """Save ``vote`` on ``round_`` and complete its assignment; return ``(comparison, created)``.
+def do_submit_comparison(annotator, round_public_id: uuid.UUID,
+                         vote_for: Callable[[list[str]], Vote]) -> tuple[Comparison, bool]:
+    """Save the annotator's vote on their round and complete its assignment.
 
-    Idempotent by ``vote.submission_token``: a retried POST gets the first comparison back and
-    creates nothing. Preconditions: ``round_`` belongs to ``annotator`` and was loaded with
-    ``scenario__campaign``. The assignment row is locked, which serialises concurrent votes on
-    one round (also two POSTs racing with the same token); the unique token is the last guard.
+    Returns ``(comparison, created)``. ``vote_for(dimensions)`` validates the posted vote
+    against the campaign's dimensions; it is called once the round is read and locked, and
+    whatever it raises (an invalid form) propagates with nothing written.
+
+    Idempotent by the vote's ``submission_token``: a retried POST gets the first comparison
+    back and creates nothing. The assignment row is locked, which serialises concurrent votes
+    on one round (also two POSTs racing with the same token); the unique token is the last guard.
     """
-    campaign = round_.scenario.campaign
     try:
         with transaction.atomic():
-            assignment, candidates = _lock_assignment_with_candidates(round_)
+            round_, assignment, candidates = _lock_round(annotator, round_public_id)
+            campaign = round_.scenario.campaign
+            vote = vote_for(campaign.dimensions)
             # A vote completes its assignment in the same transaction, so only a completed
             # assignment can have a comparison: look for it only then (the hot path skips it).
             if assignment.status == Assignment.Status.COMPLETED:
@@ -88,35 +94,57 @@ def loaded_fields(model, **values):
     return model.from_db(connection.alias, names, [values[name] for name in names])
 
 
-def _lock_assignment_with_candidates(round_: Round) -> tuple[Assignment, list[Candidate]]:
-    """Lock the round's assignment row and read its status and the round's candidates, in one
-    statement: the vote is the hottest write, and each ORM query costs more Python than the
-    database spends on it. The returned objects hold only these fields (see ``loaded_fields``).
+def _lock_round(annotator, round_public_id: uuid.UUID) -> tuple[Round, Assignment, list[Candidate]]:
+    """The annotator's round with its campaign, its assignment (row locked) and its candidates.
 
-    The row lock is ``FOR NO KEY UPDATE OF`` the assignment (the candidates are not locked);
-    SQLite has no row locks, and its IMMEDIATE transaction already serialises writers.
+    One statement, where the ORM would take four: the vote is the hottest request, and each
+    ORM query costs more Python than the database spends answering it. The instances hold only
+    the fields read here; any other loads on access (see ``loaded_fields``). Raises ``Refused``
+    (404) when the round does not exist or is not the annotator's.
+
+    The row lock is ``FOR NO KEY UPDATE OF`` the assignment (nothing else is locked); SQLite
+    has no row locks, and its IMMEDIATE transaction already serialises writers.
     """
     quote = connection.ops.quote_name
-    assignments, candidates = quote(Assignment._meta.db_table), quote(Candidate._meta.db_table)
     sql = (
-        f"SELECT a.status, a.expires_at, c.id, c.variant_id, c.status FROM {assignments} a "
-        f"LEFT JOIN {candidates} c ON c.round_id = %s WHERE a.id = %s ORDER BY c.id"
+        "SELECT r.id, r.assignment_id, r.scenario_id, r.variant_a_on_left, s.campaign_id, c.status, "
+        "c.dimensions, c.variant_a_id, c.overlap, c.lock_minutes, a.status, a.expires_at, "
+        "cand.id, cand.variant_id, cand.status "
+        f"FROM {quote(Round._meta.db_table)} r "
+        f"JOIN {quote(Scenario._meta.db_table)} s ON s.id = r.scenario_id "
+        f"JOIN {quote(Campaign._meta.db_table)} c ON c.id = s.campaign_id "
+        f"JOIN {quote(Assignment._meta.db_table)} a ON a.id = r.assignment_id "
+        f"LEFT JOIN {quote(Candidate._meta.db_table)} cand ON cand.round_id = r.id "
+        "WHERE r.public_id = %s AND r.annotator_id = %s ORDER BY cand.id"
     )
     if connection.features.has_select_for_update:
         sql += " FOR NO KEY UPDATE OF a" if connection.features.has_select_for_no_key_update else " FOR UPDATE"
+    public_id = Round._meta.get_field("public_id").get_db_prep_value(round_public_id, connection)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [round_.pk, round_.assignment_id])
+        cursor.execute(sql, [public_id, annotator.pk])
         rows = cursor.fetchall()
     if not rows:
-        raise Assignment.DoesNotExist(f"Round {round_.pk} has no assignment row.")
-    status, expires_at = rows[0][:2]
+        raise Refused(ROUND_NOT_FOUND, 404)
+    (pk, assignment_id, scenario_id, variant_a_on_left, campaign_id, campaign_status, dimensions, variant_a_id,
+     overlap, lock_minutes, assignment_status, expires_at) = rows[0][:12]
     if settings.USE_TZ and timezone.is_naive(expires_at):
         expires_at = timezone.make_aware(expires_at, dt_timezone.utc)  # SQLite returns naive UTC
-    assignment = loaded_fields(Assignment, id=round_.assignment_id, scenario_id=round_.scenario_id, status=status,
+    campaign = loaded_fields(
+        Campaign, id=campaign_id, status=campaign_status, variant_a_id=variant_a_id, overlap=overlap,
+        lock_minutes=lock_minutes,
+        dimensions=Campaign._meta.get_field("dimensions").from_db_value(dimensions, None, connection),
+    )
+    scenario = loaded_fields(Scenario, id=scenario_id, campaign_id=campaign_id)
+    scenario.campaign = campaign
+    round_ = loaded_fields(Round, id=pk, public_id=round_public_id, assignment_id=assignment_id,
+                           scenario_id=scenario_id, annotator_id=annotator.pk,
+                           variant_a_on_left=bool(variant_a_on_left))
+    round_.scenario = scenario
+    assignment = loaded_fields(Assignment, id=assignment_id, scenario_id=scenario_id, status=assignment_status,
                                expires_at=expires_at)
-    found = [loaded_fields(Candidate, id=pk, round_id=round_.pk, variant_id=variant_id, status=candidate_status)
-             for _, _, pk, variant_id, candidate_status in rows if pk is not None]
-    return assignment, found
+    candidates = [loaded_fields(Candidate, id=cand_pk, round_id=pk, variant_id=variant_id, status=status)
+                  for *_, cand_pk, variant_id, status in rows if cand_pk is not None]
+    return round_, assignment, candidates
 
 
 def _insert_and_complete(comparison: Comparison, assignment: Assignment) -> None:

@@ -13,6 +13,8 @@ from labeling_app.media_checks import CheckedMedia
 from labeling_app.models import Assignment, Candidate, Round
 from labeling_app.queue import send_task_on_commit
 
+ROUND_NOT_FOUND = "This round does not exist or is not yours."
+
 SAMPLE_TASK = "workers.sampling.sample_candidate"
 # Seeds fit a signed 32-bit integer so every sampler (numpy, torch) accepts them as they are.
 SEED_LIMIT = 2**31

@@ -14,13 +14,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from labeling_app import media_checks
 from labeling_app.actions import Refused
-from labeling_app.actions.rounds import do_create_round, left_and_right
+from labeling_app.actions.rounds import ROUND_NOT_FOUND, do_create_round, left_and_right
 from labeling_app.forms import UploadForm
 from labeling_app.models import Assignment, Candidate, Round
 from labeling_app.views.access import annotator_required, json_error
 from labeling_app.views.workspace import ITEM_NOT_FOUND
 
-ROUND_NOT_FOUND = "This round does not exist or is not yours."
 
 # What the page shows per candidate status. The worker's own error text stays with engineers
 # (admin): it may name a checkpoint, which annotators must never see.

@@ -180,7 +180,7 @@ class TestVote:
         assert Assignment.objects.get().status == "completed"
 
     def test_the_vote_costs_a_small_constant_number_of_queries(self, client, ready, django_assert_max_num_queries):
-        with django_assert_max_num_queries(9):  # cold cache: user, permissions, then the vote (one fewer on PostgreSQL)
+        with django_assert_max_num_queries(8):  # cold cache: user, permissions, then the vote (7 on PostgreSQL)
             assert vote(client, ready, vote_data()).status_code == 201
 
     def test_the_status_poll_costs_a_small_constant_number_of_queries(self, client, ready, django_assert_max_num_queries):
