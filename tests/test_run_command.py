@@ -27,7 +27,7 @@ def test_serve_runs_site_and_worker_on_embedded_defaults(tmp_path):
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log:
         serve = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--port", str(port), "--web-workers", "1"],
+            [sys.executable, "manage.py", "serve", "--port", str(port), "--web-processes", "1"],
             cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         try:

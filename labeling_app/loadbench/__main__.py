@@ -28,6 +28,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from labeling_app.loadbench.http import Client
+from labeling_app.webserver import default_processes, start_web_servers
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DIMENSIONS = ("speaking", "listening", "manipulation", "identity", "qa_safety")
@@ -53,8 +54,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clients", default="10,50", help="concurrency levels, comma-separated")
     parser.add_argument("--votes", type=int, default=3000, help="votes per level (bounded count)")
     parser.add_argument("--seconds", type=float, default=60.0, help="time limit per level")
-    parser.add_argument("--web-workers", type=int, help="gunicorn processes (default: the server's, one per core)")
-    parser.add_argument("--threads", type=int, help="threads per gunicorn process (default: the server's)")
+    parser.add_argument("--web-processes", type=int, help="web server processes (default: the site's, one per core)")
+    parser.add_argument("--threads", type=int, help="threads per web server process (default: the site's)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     return parser.parse_args()
 
@@ -233,7 +234,7 @@ def main() -> int:
     from labeling_app.loadbench.seed import PASSWORD, USERNAME, seed
     from labeling_app.models import Comparison
 
-    server: subprocess.Popen | None = None
+    servers: list[subprocess.Popen] = []
     try:
         call_command("migrate", interactive=False, verbosity=0)
         # Annotator i takes part in every level with more than i clients.
@@ -242,14 +243,13 @@ def main() -> int:
         rounds_by_user = seed(items)
         connection.close()
         port = free_port()
-        # The production server as ``manage.py serve`` starts it, without the access log.
-        overrides = {"HER_WEB_WORKERS": args.web_workers, "HER_WEB_THREADS": args.threads}
-        server_env = dict(env, **{name: str(value) for name, value in overrides.items() if value})
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "labeling_app.wsgi:application",
-             "--config", "python:labeling_app.gunicorn_conf", "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
-            cwd=REPO_ROOT, env=server_env, start_new_session=True)
-        wait_until_up(port, server)
+        # The site as ``manage.py serve`` starts it, without the access log.
+        server_env = dict(env, **({"HER_WEB_THREADS": str(args.threads)} if args.threads else {}))
+        processes = args.web_processes or default_processes()
+        servers = start_web_servers("127.0.0.1", port, processes, access_log=False, env=server_env,
+                                    start_new_session=True)
+        for server in servers:
+            wait_until_up(port, server)
         phases, stored = [], {}
         for n in levels:
             before = Comparison.objects.count()
@@ -267,8 +267,9 @@ def main() -> int:
             args.json.write_text(json.dumps(results, indent=2))
         return 0 if results["integrity_ok"] and duplicates == 0 else 1
     finally:
-        if server is not None:
+        for server in servers:
             os.killpg(server.pid, signal.SIGTERM)
+        for server in servers:
             server.wait(timeout=30)
         connection.close()
         drop_database()

@@ -74,7 +74,7 @@ def deployment(transactional_db, tmp_path):
                HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     log_path = tmp_path / "serve.log"
     log = open(log_path, "wb")
-    serve = subprocess.Popen([sys.executable, "manage.py", "serve", "--port", str(port), "--web-workers", "1"],
+    serve = subprocess.Popen([sys.executable, "manage.py", "serve", "--port", str(port), "--web-processes", "1"],
                              cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180

@@ -1,9 +1,9 @@
 """Run the whole embedded deployment: migrate, then the web server and one Celery worker.
 
-``manage.py serve`` is what ``./dev run`` ends in. It supervises two child processes (gunicorn
-serving the site, a Celery worker consuming ``sampling`` and ``jobs``) and stops both when either
-exits or on Ctrl-C. The worker is a separate process talking through the configured broker,
-exactly as in the scale-out mode; nothing runs inline.
+``manage.py serve`` is what ``./dev run`` ends in. It supervises its child processes (the web
+servers of ``labeling_app.webserver``, one per core, and a Celery worker consuming ``sampling``
+and ``jobs``) and stops them all when one exits or on Ctrl-C. The worker is a separate process
+talking through the configured broker, exactly as in the scale-out mode; nothing runs inline.
 """
 
 import os
@@ -14,28 +14,26 @@ import time
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from labeling_app.demo import ensure_demo_content
-
-# The production server's settings, shared with the load benchmark.
-GUNICORN_CONFIG = "python:labeling_app.gunicorn_conf"
+from labeling_app.webserver import PortInUse, default_processes, start_web_servers
 
 
 class Command(BaseCommand):
-    help = "Migrate, then run the site (gunicorn) and a Celery worker until interrupted."
+    help = "Migrate, then run the site (gunicorn, a process per core) and a Celery worker until interrupted."
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("HER_HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("HER_PORT", "8000")))
-        parser.add_argument("--web-workers", type=int, default=None,
-                            help="gunicorn processes (default: HER_WEB_WORKERS, else one per core)")
+        parser.add_argument("--web-processes", type=int, default=None,
+                            help="web server processes (default: HER_WEB_PROCESSES, else one per core)")
         parser.add_argument(
             "--worker-concurrency", type=int, default=int(os.environ.get("HER_WORKER_CONCURRENCY", "1"))
         )
         parser.add_argument("--no-worker", action="store_true", help="Run the site only.")
 
-    def handle(self, *args, host, port, web_workers, worker_concurrency, no_worker, **options):
+    def handle(self, *args, host, port, web_processes, worker_concurrency, no_worker, **options):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         self.stdout.write(f"Database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}"
@@ -46,13 +44,11 @@ class Command(BaseCommand):
             for username, password, role in users:
                 self.stdout.write(f"  {role:<10} {username:<12} password: {password}")
 
-        children: list[subprocess.Popen] = []
-        web = subprocess.Popen([
-            sys.executable, "-m", "gunicorn", "labeling_app.wsgi:application", "--config", GUNICORN_CONFIG,
-            "--bind", f"{host}:{port}", "--access-logfile", "-",
-            *(["--workers", str(web_workers)] if web_workers else []),
-        ])
-        children.append(web)
+        try:
+            processes = default_processes() if web_processes is None else web_processes
+            children = start_web_servers(host, port, processes)
+        except (PortInUse, ValueError) as error:
+            raise CommandError(str(error)) from None
         if not no_worker:
             children.append(subprocess.Popen([
                 sys.executable, "-m", "celery", "-A", "workers", "worker",
