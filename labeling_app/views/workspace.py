@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
+
+from django.core.paginator import Paginator
 from django.db.models import Count, Q
+from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -17,7 +21,8 @@ from labeling_app.views.access import annotator_required, json_error, page_error
 
 ITEM_NOT_FOUND = "This item does not exist or is not yours."
 NO_ITEM = "No item is waiting for you right now. Thank you! Check again later."
-HISTORY_PAGE_SIZE = 100
+HISTORY_PAGE_SIZE = 50
+HISTORY_CHART_DAYS = 14
 
 
 def describe_scene(scene_objects) -> list[dict]:
@@ -136,12 +141,30 @@ def release(request: HttpRequest, assignment_id: int) -> HttpResponse:
 @require_GET
 @annotator_required()
 def history(request: HttpRequest) -> HttpResponse:
+    """The annotator's own votes, newest first, a page at a time, with a chart of recent days."""
     comparisons = (
         Comparison.objects.filter(annotator=request.user)
         .select_related("scenario")
         .only("submitted_at", "overall", "strength", "time_spent_ms", "scenario__title")
-        .order_by("-submitted_at")[:HISTORY_PAGE_SIZE]
+        .order_by("-submitted_at", "-pk")
     )
+    page = Paginator(comparisons, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "labeling/history.html", {
-        "comparisons": comparisons, "counts": _counts(request.user), "page_size": HISTORY_PAGE_SIZE,
+        "page": page, "counts": _counts(request.user), "days": _votes_per_day(request.user, HISTORY_CHART_DAYS),
     })
+
+
+def _votes_per_day(annotator, days: int) -> list[dict]:
+    """Votes on each of the last ``days`` local days, oldest first, each with its bar height
+    as a percentage of the busiest day's."""
+    today = timezone.localdate()
+    first = today - timedelta(days=days - 1)
+    counted = dict(
+        Comparison.objects.filter(annotator=annotator,
+                                  submitted_at__gte=timezone.make_aware(datetime.combine(first, time.min)))
+        .annotate(day=TruncDate("submitted_at", tzinfo=timezone.get_current_timezone()))
+        .values("day").annotate(votes=Count("pk")).values_list("day", "votes")
+    )
+    series = [(first + timedelta(days=i), counted.get(first + timedelta(days=i), 0)) for i in range(days)]
+    busiest = max((votes for _, votes in series), default=0) or 1
+    return [{"day": day, "votes": votes, "height": round(100 * votes / busiest)} for day, votes in series]

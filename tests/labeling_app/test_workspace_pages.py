@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 
@@ -11,6 +12,7 @@ from django.utils import timezone
 
 from labeling_app.actions.assignments import do_claim_next_assignment
 from labeling_app.models import Assignment, Candidate, Comparison
+from labeling_app.views import workspace
 from tests.labeling_app.conftest import make_campaign, make_ready_round, vote_data
 
 pytestmark = pytest.mark.django_db
@@ -202,3 +204,36 @@ class TestPages:
         assert "Scenario 0" in html and "Scenario 2" in html and "Scenario 1" not in html
         assert "B better (much)" in html and "42 s" in html
         assert 'id="count-today">1<' in html and 'id="count-total">2<' in html
+
+    def test_the_history_pages_through_every_vote_newest_first(self, client, annotator, media_root, monkeypatch):
+        monkeypatch.setattr(workspace, "HISTORY_PAGE_SIZE", 2)
+        campaign = make_campaign(scenarios=5)
+        client.force_login(annotator)
+        for i, scenario in enumerate(campaign.scenarios.order_by("pk")):
+            round_ = make_ready_round(scenario, annotator)
+            assert client.post(reverse("labeling:vote", args=[round_.public_id]), vote_data()).status_code == 201
+            Comparison.objects.filter(round=round_).update(submitted_at=timezone.now() - timedelta(hours=10 - i))
+        seen = []
+        for number in (1, 2, 3):
+            html = client.get(reverse("labeling:history"), {"page": number}).content.decode()
+            assert f"Page {number} of 3" in html
+            seen += re.findall(r"<td>(Scenario \d)</td>", html)
+        assert seen == [f"Scenario {i}" for i in (4, 3, 2, 1, 0)]
+        assert 'rel="next"' not in html and 'rel="prev"' in html
+        # A page past the end or not a number shows the last or the first page, not an error.
+        assert "Page 3 of 3" in client.get(reverse("labeling:history"), {"page": 99}).content.decode()
+        assert "Page 1 of 3" in client.get(reverse("labeling:history"), {"page": "x"}).content.decode()
+
+    def test_the_history_charts_votes_per_day(self, client, annotator, media_root):
+        campaign = make_campaign(scenarios=3)
+        client.force_login(annotator)
+        for days_ago, scenario in zip((0, 2, 2), campaign.scenarios.order_by("pk")):
+            round_ = make_ready_round(scenario, annotator)
+            assert client.post(reverse("labeling:vote", args=[round_.public_id]), vote_data()).status_code == 201
+            Comparison.objects.filter(round=round_).update(submitted_at=timezone.now() - timedelta(days=days_ago))
+        days = client.get(reverse("labeling:history")).context["days"]
+        assert len(days) == workspace.HISTORY_CHART_DAYS
+        assert days[-1]["day"] == timezone.localdate()
+        assert [d["votes"] for d in days[-3:]] == [2, 0, 1]
+        assert [d["height"] for d in days[-3:]] == [100, 0, 50]
+        assert sum(d["votes"] for d in days) == 3
