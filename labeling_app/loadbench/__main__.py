@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
+from tqdm import tqdm
 
 from labeling_app.loadbench.http import Client
 from labeling_app.webserver import default_processes, start_web_servers
@@ -33,6 +34,7 @@ from labeling_app.webserver import default_processes, start_web_servers
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DIMENSIONS = ("speaking", "listening", "manipulation", "identity", "qa_safety")
 RETRY_FRACTION = 0.05  # share of votes sent twice with the same token (double click, flaky network)
+BASELINE = "bare request"  # /healthz, the floor every figure is also given against
 
 
 @dataclass
@@ -46,6 +48,13 @@ class Phase:
     retries: int = 0
     retry_mismatches: int = 0
     seconds_by_endpoint: dict[str, float] = field(default_factory=dict)
+    progress: tqdm | None = None
+
+    def record(self, endpoint: str, started: float) -> None:
+        """Record one request to ``endpoint`` sent at ``started`` (``time.perf_counter()``)."""
+        self.latencies[endpoint].append(time.perf_counter() - started)
+        if self.progress is not None and not endpoint.endswith(" (retry)"):  # retries are extra
+            self.progress.update()
 
 
 def parse_args() -> argparse.Namespace:
@@ -104,6 +113,19 @@ def vote_form(rng: np.random.Generator) -> dict[str, str]:
     return form
 
 
+async def fetch_health(client: Client, count: int, deadline: float, phase: Phase) -> None:
+    """The baseline: ``count`` bare requests through the same server and middleware (one
+    ``SELECT 1``, no session), which the annotator endpoints are measured against."""
+    for _ in range(count):
+        if time.monotonic() > deadline:
+            return
+        started = time.perf_counter()
+        response = await client.request("GET", "/healthz")
+        phase.record(BASELINE, started)
+        if response.status != 200:
+            phase.errors[BASELINE] += 1
+
+
 async def fetch_next_items(client: Client, count: int, deadline: float, phase: Phase) -> None:
     """Ask for the next item ``count`` times (the annotator's own active item comes back)."""
     headers = {"X-CSRFToken": client.cookies["csrftoken"], "Accept": "application/json"}
@@ -112,7 +134,7 @@ async def fetch_next_items(client: Client, count: int, deadline: float, phase: P
             return
         started = time.perf_counter()
         response = await client.request("POST", "/label/next/", form={}, headers=headers)
-        phase.latencies["next item"].append(time.perf_counter() - started)
+        phase.record("next item", started)
         if response.status != 200 or json.loads(response.body).get("item") is None:
             phase.errors["next item"] += 1
 
@@ -128,7 +150,7 @@ async def submit_votes(client: Client, round_ids: list[str], deadline: float, ph
         form = vote_form(rng)
         started = time.perf_counter()
         response = await client.request("POST", vote_path, form=form, headers=headers)
-        phase.latencies["vote"].append(time.perf_counter() - started)
+        phase.record("vote", started)
         if response.status != 201:
             phase.errors["vote"] += 1
             continue
@@ -137,7 +159,7 @@ async def submit_votes(client: Client, round_ids: list[str], deadline: float, ph
         if rng.random() < RETRY_FRACTION:
             started = time.perf_counter()
             retry = await client.request("POST", vote_path, form=form, headers=headers)
-            phase.latencies["vote (retry)"].append(time.perf_counter() - started)
+            phase.record("vote (retry)", started)
             phase.retries += 1
             if retry.status != 200 or json.loads(retry.body).get("comparison") != comparison:
                 phase.retry_mismatches += 1
@@ -145,7 +167,7 @@ async def submit_votes(client: Client, round_ids: list[str], deadline: float, ph
 
 async def run_level(port: int, usernames: list[str], rounds_by_user: dict[str, list[str]], votes: int,
                     seconds: float, password: str) -> Phase:
-    """Log the annotators in, then measure next-item fetches, then vote submissions.
+    """Log the annotators in, then measure the baseline, next-item fetches and vote submissions.
 
     Each annotator votes on the first ``quota`` of its remaining items, which are then used up.
     """
@@ -153,14 +175,20 @@ async def run_level(port: int, usernames: list[str], rounds_by_user: dict[str, l
     clients = [Client("127.0.0.1", port) for _ in usernames]
     await asyncio.gather(*(login(c, u, password) for c, u in zip(clients, usernames)))
     quota = -(-votes // len(clients))
-    started = time.monotonic()
-    await asyncio.gather(*(fetch_next_items(c, quota, started + seconds, phase) for c in clients))
-    phase.seconds_by_endpoint["next item"] = time.monotonic() - started
-    started = time.monotonic()
-    await asyncio.gather(*(
-        submit_votes(c, take(rounds_by_user[u], quota), started + seconds, phase, np.random.default_rng(i))
+
+    async def stage(endpoint: str, requests) -> None:
+        started = time.monotonic()
+        with tqdm(total=quota * len(clients), desc=f"{len(clients)} annotators: {endpoint}", unit="req",
+                  leave=False, disable=None) as phase.progress:
+            await asyncio.gather(*requests(started + seconds))
+        phase.progress = None
+        phase.seconds_by_endpoint[endpoint] = time.monotonic() - started
+
+    await stage(BASELINE, lambda deadline: (fetch_health(c, quota, deadline, phase) for c in clients))
+    await stage("next item", lambda deadline: (fetch_next_items(c, quota, deadline, phase) for c in clients))
+    await stage("vote", lambda deadline: (
+        submit_votes(c, take(rounds_by_user[u], quota), deadline, phase, np.random.default_rng(i))
         for i, (c, u) in enumerate(zip(clients, usernames))))
-    phase.seconds_by_endpoint["vote"] = time.monotonic() - started
     await asyncio.gather(*(c.close() for c in clients))
     return phase
 
@@ -205,6 +233,16 @@ def report(phases: list[Phase], stored: dict[int, int], vendor: str) -> dict:
     for clients, endpoint, s in rows:
         print(f"{clients:>7}  {endpoint:<13} {s['count']:>6} {s['per_second']:>8} {s['p50_ms']:>8} "
               f"{s['p95_ms']:>8} {s['p99_ms']:>8} {s['errors']:>6}")
+    print(f"\nAgainst the {BASELINE} (/healthz: the same server and middleware, one SELECT 1) in the same run:")
+    for level in results["levels"]:
+        base = level["endpoints"][BASELINE]
+        level["ratios"] = {endpoint: {"per_second": round(stats["per_second"] / base["per_second"], 2),
+                                      "p99": round(stats["p99_ms"] / base["p99_ms"], 2)}
+                           for endpoint, stats in level["endpoints"].items()
+                           if endpoint in ("next item", "vote")}
+        print(f"  {level['clients']:>3} clients: " + "; ".join(
+            f"{endpoint} {r['per_second']}x the requests/s, {r['p99']}x the p99"
+            for endpoint, r in level["ratios"].items()))
     print("\nIntegrity:")
     for level in results["levels"]:
         ok = (level["votes_acknowledged"] == level["votes_stored"] and level["retry_mismatches"] == 0)
