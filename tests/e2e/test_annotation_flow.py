@@ -162,8 +162,32 @@ def test_an_annotator_records_a_turn_and_judges_both_responses(deployment, brows
             page.keyboard.press("ArrowRight")  # confidence 4
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "comparison-page.png"), full_page=True)
+
+        # The network fails: first the server cannot be reached at all (the page retries, then
+        # says so), then a vote reaches it but the answer is lost. The page sends the same
+        # token again; the vote is stored once.
+        network = {"mode": "down"}
+        seen = []
+
+        def flaky(route):
+            seen.append(network["mode"])
+            if network["mode"] == "down":
+                route.abort()
+            elif network["mode"] == "lose the answer":
+                route.fetch()
+                network["mode"] = "up"
+                route.abort()
+            else:
+                route.continue_()
+
+        page.route("**/vote/", flaky)
+        page.keyboard.press("Control+Enter")
+        page.wait_for_function("document.getElementById('vote-message').textContent"
+                               ".startsWith('The server could not be reached')")
+        network["mode"] = "lose the answer"
         page.keyboard.press("Control+Enter")
         page.wait_for_url(re.compile(r"/label/\?saved=1$"))
+        assert seen == ["down", "down", "down", "lose the answer", "up"]
         assert page.is_visible("#saved-message")
     except Exception:
         ARTIFACTS.mkdir(exist_ok=True)

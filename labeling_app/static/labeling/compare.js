@@ -153,7 +153,8 @@
     $("vote-message").textContent = "";
     $("time-spent").value = Math.round(performance.now() - loadedAt);
     const body = new FormData(form);
-    for (let attempt = 1; attempt <= 3; attempt++) {
+    const attempts = 3;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
       try {
         const response = await fetch(form.dataset.voteUrl, {
           method: "POST", body, credentials: "same-origin",
@@ -165,6 +166,11 @@
         break;
       } catch (error) {
         // The same token is sent again: the server saves the vote at most once.
+        if (attempt === attempts) {
+          $("vote-message").textContent = "The server could not be reached. Your choices are still here: " +
+            "submit again in a moment.";
+          break;
+        }
         $("vote-message").textContent = "The network failed; retrying…";
         await new Promise((resolve) => setTimeout(resolve, 1000 * attempt));
       }
