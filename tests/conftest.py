@@ -40,6 +40,14 @@ def tcp_reachable(url: str, default_port: int) -> bool:
         return False
 
 
+def embedded_env(**extra: str) -> dict[str, str]:
+    """This process's environment for a subprocess on the embedded defaults (SQLite, the
+    filesystem broker, default web server settings), plus ``extra``."""
+    deployment = {"DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"}
+    env = {k: v for k, v in os.environ.items() if k not in deployment and not k.startswith(("DJANGO_", "HER_WEB_"))}
+    return dict(env, **extra)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -13,7 +13,7 @@ import uuid
 import pytest
 from celery import Celery
 
-from tests.conftest import REPO_ROOT, free_port
+from tests.conftest import REPO_ROOT, embedded_env, free_port
 
 
 @pytest.mark.worker
@@ -21,9 +21,7 @@ from tests.conftest import REPO_ROOT, free_port
 def test_serve_runs_site_and_worker_on_embedded_defaults(tmp_path):
     var = tmp_path / "var"
     port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"} and not k.startswith("DJANGO_")}
-    env.update(HER_VAR_DIR=str(var), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    env = embedded_env(HER_VAR_DIR=str(var), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log:
         serve = subprocess.Popen(

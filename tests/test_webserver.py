@@ -9,17 +9,11 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from labeling_app.webserver import PortInUse, start_web_servers
-from tests.conftest import REPO_ROOT, free_port
-
-
-def embedded_env(var: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith(("DJANGO_", "HER_WEB_"))}
-    return dict(env, HER_VAR_DIR=str(var), **extra)
+from tests.conftest import REPO_ROOT, embedded_env, free_port
 
 
 def connections_by_pid(port: int) -> dict[int, int]:
@@ -51,7 +45,8 @@ def get_healthz(port: int, deadline: float) -> http.client.HTTPConnection:
 @pytest.mark.slow
 def test_one_port_served_by_every_process_with_keep_alive(tmp_path):
     port = free_port()
-    servers = start_web_servers("127.0.0.1", port, 2, access_log=False, env=embedded_env(tmp_path / "var"),
+    servers = start_web_servers("127.0.0.1", port, 2, access_log=False,
+                                env=embedded_env(HER_VAR_DIR=str(tmp_path / "var")),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
@@ -78,15 +73,15 @@ def test_a_port_in_use_is_refused_before_anything_starts(tmp_path):
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(PortInUse, match=f"127.0.0.1:{port} is already in use"):
-            start_web_servers("127.0.0.1", port, 2, env=embedded_env(tmp_path / "var"))
+            start_web_servers("127.0.0.1", port, 2, env=embedded_env(HER_VAR_DIR=str(tmp_path / "var")))
 
 
 def test_a_thread_count_below_one_is_refused_with_its_name(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "gunicorn", "--check-config", "--config", "python:labeling_app.gunicorn_conf",
          "labeling_app.wsgi:application"],
-        cwd=REPO_ROOT, env=embedded_env(tmp_path / "var", HER_WEB_THREADS="0"), capture_output=True, text=True,
-        timeout=60,
+        cwd=REPO_ROOT, env=embedded_env(HER_VAR_DIR=str(tmp_path / "var"), HER_WEB_THREADS="0"),
+        capture_output=True, text=True, timeout=60,
     )
     assert result.returncode != 0
     assert "HER_WEB_THREADS=0" in result.stdout + result.stderr

@@ -14,18 +14,17 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.conftest import REPO_ROOT, require_service, tcp_reachable
+from tests.conftest import REPO_ROOT, embedded_env, require_service, tcp_reachable
 
 VOTES = 12
 
 
 def run_loadbench(tmp_path, *database: str) -> dict:
     out = tmp_path / "loadbench.json"
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("DJANGO_")}
     result = subprocess.run(
         [sys.executable, "-m", "labeling_app.loadbench", *database, "--clients", "2,3", "--votes", str(VOTES),
          "--seconds", "60", "--json", str(out)],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=REPO_ROOT, env=embedded_env(), capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Integrity:" in result.stdout
