@@ -8,7 +8,6 @@ PPO training. Tensors go in the file's tensors, sampling parameters in its strin
 import dataclasses
 import json
 
-import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 

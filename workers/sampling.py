@@ -22,7 +22,10 @@ from django.core.files.storage import default_storage
 from django.db import InterfaceError, OperationalError
 
 from labeling_app.actions.candidates import (
-    do_claim_candidate, do_complete_candidate, do_fail_candidate, do_report_progress,
+    do_claim_candidate,
+    do_complete_candidate,
+    do_fail_candidate,
+    do_report_progress,
     do_requeue_stale_candidates,
 )
 from labeling_app.models import Candidate

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timezone as dt_timezone
+from datetime import UTC
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -128,7 +128,7 @@ def _lock_round(annotator, round_public_id: uuid.UUID) -> tuple[Round, Assignmen
     (pk, assignment_id, scenario_id, variant_a_on_left, campaign_id, campaign_status, dimensions, variant_a_id,
      overlap, lock_minutes, assignment_status, expires_at) = rows[0][:12]
     if settings.USE_TZ and timezone.is_naive(expires_at):
-        expires_at = timezone.make_aware(expires_at, dt_timezone.utc)  # SQLite returns naive UTC
+        expires_at = timezone.make_aware(expires_at, UTC)  # SQLite returns naive UTC
     campaign = loaded_fields(
         Campaign, id=campaign_id, status=campaign_status, variant_a_id=variant_a_id, overlap=overlap,
         lock_minutes=lock_minutes,

@@ -20,7 +20,6 @@ from labeling_app.models import Assignment, Candidate, Round
 from labeling_app.views.access import annotator_required, json_error
 from labeling_app.views.workspace import ITEM_NOT_FOUND
 
-
 # What the page shows per candidate status. The worker's own error text stays with engineers
 # (admin): it may name a checkpoint, which annotators must never see.
 STATUS_MESSAGES = {

@@ -97,7 +97,7 @@ class SpectralRVQCodec(AudioCodec):
         waves: Sequence[torch.Tensor],
         config: SpectralCodecConfig = SpectralCodecConfig(),
         on_codebook: Callable[[int], None] | None = None,
-    ) -> "SpectralRVQCodec":
+    ) -> SpectralRVQCodec:
         """Fit normalisation and codebooks on mono waves at `config.mel.sample_rate`."""
         if not waves:
             raise ValueError("fitting a codec needs at least one wave, got none")
@@ -124,7 +124,7 @@ class SpectralRVQCodec(AudioCodec):
         save_file(tensors, str(directory / WEIGHTS_FILE))
 
     @classmethod
-    def load(cls, directory: str | Path) -> "SpectralRVQCodec":
+    def load(cls, directory: str | Path) -> SpectralRVQCodec:
         """Load a codec written by `save`; never unpickles."""
         directory = Path(directory)
         config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE

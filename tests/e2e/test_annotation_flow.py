@@ -9,7 +9,6 @@ sides to the variants exactly as the page showed them.
 
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 import shutil
 import signal
 import subprocess
@@ -17,6 +16,7 @@ import sys
 import time
 import urllib.request
 import wave
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import av

@@ -12,6 +12,7 @@ from labeling_app.models import Assignment, Candidate, Comparison
 from tests.labeling_app.conftest import ALL_DIMENSIONS as ALL
 from tests.labeling_app.conftest import make_campaign, make_ready_round, run_together, vote_data
 
+
 @pytest.fixture
 def ready(annotator, media_root, client):
     campaign = make_campaign()

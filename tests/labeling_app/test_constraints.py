@@ -11,7 +11,13 @@ from django.db.models import ProtectedError
 from django.utils import timezone
 
 from labeling_app.models import (
-    AgentVariant, Assignment, Campaign, Candidate, Comparison, Round, Scenario,
+    AgentVariant,
+    Assignment,
+    Campaign,
+    Candidate,
+    Comparison,
+    Round,
+    Scenario,
 )
 
 pytestmark = pytest.mark.django_db

@@ -17,7 +17,7 @@ def make_model(name: str = "debug", seed: int = 0) -> AgentModel:
     torch.manual_seed(seed)
     model = AgentModel(AgentConfig.named(name))
     with torch.no_grad():
-        for name, parameter in model.diffusion.named_parameters():
+        for parameter in model.diffusion.parameters():
             if not parameter.any():
                 parameter.normal_(std=0.02)
     return model.eval()

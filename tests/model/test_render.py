@@ -10,8 +10,16 @@ import pytest
 import torch
 
 from model.media import decode_audio, decode_video, probe, write_mp4
-from model.motion import IDENTITIES, SKELETON, axis_angle_to_matrix, forward_kinematics, join_pose
-from model.motion import matrix_to_rotation_6d, rest_pose, split_pose
+from model.motion import (
+    IDENTITIES,
+    SKELETON,
+    axis_angle_to_matrix,
+    forward_kinematics,
+    join_pose,
+    matrix_to_rotation_6d,
+    rest_pose,
+    split_pose,
+)
 from model.render import RENDER, SceneObject, project_points, render_frames
 
 ADA = IDENTITIES[0]
