@@ -63,7 +63,7 @@ def sample_candidate(self, candidate_id: int) -> str:
         return "failed"
     media_name, tokens_name = _store(candidate, response)
     do_complete_candidate(
-        candidate_id, media_name=media_name, tokens_name=tokens_name,
+        candidate_id, attempt=candidate.attempts, media_name=media_name, tokens_name=tokens_name,
         duration_seconds=response.duration_seconds, sample_seconds=response.sample_seconds,
         render_seconds=response.render_seconds,
     )

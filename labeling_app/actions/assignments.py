@@ -1,9 +1,13 @@
 """Assignments: handing an item (a scenario) to an annotator under an expiring lock.
 
-An item is *held* by an assignment that is completed, or active and not yet expired. At most
-``Campaign.overlap`` assignments hold an item at a time; an expired lock frees its slot for
-someone else, and the (scenario, annotator) unique constraint means the annotator whose lock
-expired never gets that item back.
+One rule decides who holds an item (``holding``): an assignment holds one of the item's
+``Campaign.overlap`` slots while it is completed, or active and either unexpired or waiting
+for its round's candidates (sampling time is not the annotator's time; when the candidates are
+done, ``extend_lock_after_sampling`` starts the lock again). An active assignment whose lock
+lapsed is *lapsed*, not lost: it stops holding, so someone else may take the slot, but it stays
+the annotator's (resumed by "next", accepted on upload and vote) until the slot is taken. Only
+then is it lost (marked expired). The (scenario, annotator) unique constraint means the
+annotator never gets that item back.
 """
 
 from __future__ import annotations
@@ -12,35 +16,40 @@ from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from labeling_app.actions import Refused
-from labeling_app.models import Assignment, Campaign, Scenario
+from labeling_app.models import Assignment, Campaign, Candidate, Scenario
 
-# Items tried per claim when a locked candidate turns out to be full after the recount (another
-# claim committed in between). Each try is two small queries; a few are plenty.
-MAX_CLAIM_TRIES = 5
+PENDING = (Candidate.Status.QUEUED, Candidate.Status.RUNNING)
 
 
 def holding(now) -> Q:
     """Assignments that occupy one of an item's ``overlap`` slots at ``now``."""
-    return Q(status=Assignment.Status.COMPLETED) | Q(status=Assignment.Status.ACTIVE, expires_at__gt=now)
+    sampling = Exists(Candidate.objects.filter(round__assignment=OuterRef("pk"), status__in=PENDING))
+    return Q(status=Assignment.Status.COMPLETED) | Q(status=Assignment.Status.ACTIVE) & (
+        Q(expires_at__gt=now) | sampling
+    )
 
 
 def do_claim_next_assignment(annotator) -> tuple[Assignment | None, bool]:
-    """Resume the annotator's own unexpired assignment, else claim the first free item.
+    """Resume the annotator's own assignment, else claim the first free item.
 
     Returns ``(assignment, resumed)``, or ``(None, False)`` when no active campaign has an item
-    for this annotator. Locks, in this order: the annotator's user row (one claim at a time per
-    person, so a double click cannot hold two items), then one candidate scenario row at a time
-    (``SKIP LOCKED`` on PostgreSQL, so concurrent claimers spread over items instead of
-    queueing, waiting only when every free item is being claimed; on SQLite the IMMEDIATE
-    transaction already serialises writers). The holders of a locked scenario are counted again
-    *after* the lock is taken, in a new statement, so a claim committed meanwhile is seen. Locks
-    are ``FOR NO KEY UPDATE``: they exclude other claimers but not the foreign-key checks of
-    rows inserted elsewhere for the same scenario.
+    for this annotator. An assignment that still holds its slot is resumed as it is; a lapsed one
+    whose slot nobody took is resumed with a new lock, one whose slot was taken is marked expired.
+
+    Locks, in this order: the annotator's user row (one claim at a time per person, so a double
+    click cannot hold two items), then one candidate scenario row at a time (``SKIP LOCKED`` on
+    PostgreSQL, so concurrent claimers spread over items instead of queueing, waiting only when
+    every free item is being claimed; on SQLite the IMMEDIATE transaction already serialises
+    writers). The holders of a locked scenario are counted again *after* the lock is taken, in a
+    new statement, so a claim committed meanwhile is seen; a scenario found full that way is
+    left out and the next one tried, until none is left, so contention alone never answers "no
+    item". Locks are ``FOR NO KEY UPDATE``: they exclude other claimers but not the foreign-key
+    checks of rows inserted elsewhere for the same scenario.
     """
     now = timezone.now()
     # Resuming reads only the annotator's own rows: no lock, no transaction (the common case).
@@ -50,12 +59,22 @@ def do_claim_next_assignment(annotator) -> tuple[Assignment | None, bool]:
     with transaction.atomic():
         users = get_user_model().objects.select_for_update(no_key=True)
         list(users.filter(pk=annotator.pk).values_list("pk"))
-        Assignment.objects.filter(
-            annotator=annotator, status=Assignment.Status.ACTIVE, expires_at__lte=now
-        ).update(status=Assignment.Status.EXPIRED)
         current = _current_assignment(annotator, now)  # a concurrent claim of this annotator's
         if current is not None:
             return current, True
+        lapsed = (
+            Assignment.objects.filter(annotator=annotator, status=Assignment.Status.ACTIVE,
+                                      scenario__campaign__status=Campaign.Status.ACTIVE)
+            .select_related("scenario__campaign")
+            .order_by("created_at")
+        )
+        for assignment in lapsed:
+            campaign = assignment.scenario.campaign
+            if not _slot_taken(assignment, campaign.overlap, now):
+                _renew(assignment, campaign, now)
+                return assignment, True
+            assignment.status = Assignment.Status.EXPIRED
+            assignment.save(update_fields=["status"])
 
         holders = (
             Assignment.objects.filter(holding(now), scenario=OuterRef("pk"))
@@ -72,7 +91,7 @@ def do_claim_next_assignment(annotator) -> tuple[Assignment | None, bool]:
             .order_by("campaign_id", "position", "pk")
         )
         tried: list[int] = []
-        for _ in range(MAX_CLAIM_TRIES):
+        while True:  # ends: every turn either claims or leaves one more scenario out
             untried = free.exclude(pk__in=tried)
             # Prefer an item nobody is claiming right now; when every free item is being claimed
             # (one item, overlap 2), wait for the first one's claimer: it may leave a slot.
@@ -88,21 +107,39 @@ def do_claim_next_assignment(annotator) -> tuple[Assignment | None, bool]:
                 )
                 return assignment, False
             tried.append(scenario_id)
-    return None, False
 
 
 def _current_assignment(annotator, now) -> Assignment | None:
-    """The annotator's oldest unexpired assignment in an active campaign, if any."""
+    """The annotator's oldest assignment that holds its slot in an active campaign, if any."""
     return (
         Assignment.objects.filter(
+            holding(now),
             annotator=annotator,
             status=Assignment.Status.ACTIVE,
-            expires_at__gt=now,
             scenario__campaign__status=Campaign.Status.ACTIVE,
         )
         .order_by("created_at")
         .first()
     )
+
+
+def _slot_taken(assignment: Assignment, overlap: int, now) -> bool:
+    """Whether others hold all ``overlap`` slots of a lapsed assignment's item (it is lost then).
+
+    Locks the scenario row first, as claimers do, so no claim slips in between count and use.
+    """
+    list(Scenario.objects.select_for_update(no_key=True).filter(pk=assignment.scenario_id).values_list("pk"))
+    others = (
+        Assignment.objects.filter(holding(now), scenario_id=assignment.scenario_id)
+        .exclude(pk=assignment.pk)
+        .count()
+    )
+    return others >= overlap
+
+
+def _renew(assignment: Assignment, campaign: Campaign, now) -> None:
+    assignment.expires_at = now + timedelta(minutes=campaign.lock_minutes)
+    assignment.save(update_fields=["expires_at"])
 
 
 def _lock_first(scenarios, skip_locked: bool):
@@ -117,11 +154,9 @@ def ensure_still_held(assignment: Assignment, campaign: Campaign, renew: bool) -
     """Raise ``Refused`` unless the annotator may still work on ``assignment``.
 
     With ``renew`` the lock starts again from now (an upload: sampling time is not the
-    annotator's time).
+    annotator's time). A lapsed lock is kept while nobody took the freed slot (``holding``).
 
-    Precondition: the caller holds the assignment's row lock inside a transaction. An expired
-    lock is forgiven (and renewed) when no one else took the freed slot meanwhile, so slow
-    annotators lose their work only when the item really went to someone else.
+    Precondition: the caller holds the assignment's row lock inside a transaction.
     """
     now = timezone.now()
     if assignment.status == Assignment.Status.COMPLETED:
@@ -132,21 +167,31 @@ def ensure_still_held(assignment: Assignment, campaign: Campaign, renew: bool) -
         )
     if campaign.status != Campaign.Status.ACTIVE:
         raise Refused("This campaign is paused or closed; your work on it cannot be saved now.")
-    if assignment.expires_at <= now:
-        list(Scenario.objects.select_for_update(no_key=True).filter(pk=assignment.scenario_id).values_list("pk"))
-        others = (
-            Assignment.objects.filter(holding(now), scenario_id=assignment.scenario_id)
-            .exclude(pk=assignment.pk)
-            .count()
+    if assignment.expires_at <= now and _slot_taken(assignment, campaign.overlap, now):
+        raise Refused(
+            f"Your time on this item ({campaign.lock_minutes} minutes) ran out and another "
+            "annotator took it. Go on to the next item."
         )
-        if others >= campaign.overlap:
-            raise Refused(
-                f"Your time on this item ({campaign.lock_minutes} minutes) ran out and another "
-                "annotator took it. Go on to the next item."
-            )
     if renew:
-        assignment.expires_at = now + timedelta(minutes=campaign.lock_minutes)
-        assignment.save(update_fields=["expires_at"])
+        _renew(assignment, campaign, now)
+
+
+def extend_lock_after_sampling(round_id: int) -> None:
+    """Give the annotator a full lock from now, once a candidate of their round is done.
+
+    Called by the workers' transitions to ready or failed: the annotator waited for the
+    responses, so their time to watch and judge them starts only now. A lock already longer
+    is kept.
+    """
+    assignment = (
+        Assignment.objects.filter(round__pk=round_id, status=Assignment.Status.ACTIVE)
+        .values_list("pk", "scenario__campaign__lock_minutes")
+        .first()
+    )
+    if assignment is not None:
+        pk, lock_minutes = assignment
+        until = timezone.now() + timedelta(minutes=lock_minutes)
+        Assignment.objects.filter(pk=pk, expires_at__lt=until).update(expires_at=until)
 
 
 def do_release_assignment(assignment_id: int, annotator) -> None:

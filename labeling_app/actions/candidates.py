@@ -10,6 +10,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from labeling_app.actions.assignments import extend_lock_after_sampling
 from labeling_app.models import Candidate
 from labeling_app.queue import send_task_on_commit
 
@@ -55,14 +56,19 @@ def do_report_progress(candidate_id: int, progress: float) -> None:
 def do_complete_candidate(
     candidate_id: int,
     *,
+    attempt: int,
     media_name: str,
     tokens_name: str,
     duration_seconds: float,
     sample_seconds: float,
     render_seconds: float,
 ) -> bool:
-    """Mark a running candidate ready with its stored artifacts; False if it was not running."""
-    updated = Candidate.objects.filter(pk=candidate_id, status=Candidate.Status.RUNNING).update(
+    """Mark a running candidate ready with its stored artifacts; False if it was not running.
+
+    Only the ``attempt`` that holds the row completes it: a superseded attempt changes nothing.
+    """
+    updated = Candidate.objects.filter(pk=candidate_id, status=Candidate.Status.RUNNING,
+                                       attempts=attempt).update(
         status=Candidate.Status.READY,
         progress=1.0,
         media=media_name,
@@ -73,14 +79,18 @@ def do_complete_candidate(
         finished_at=timezone.now(),
         heartbeat_at=timezone.now(),
     )
+    if updated:
+        extend_lock_after_sampling(Candidate.objects.values_list("round_id", flat=True).get(pk=candidate_id))
     return bool(updated)
 
 
 def do_fail_candidate(candidate_id: int, error: str) -> None:
     """Record a permanent failure with a message an annotator can read."""
-    Candidate.objects.filter(pk=candidate_id).exclude(status=Candidate.Status.READY).update(
+    updated = Candidate.objects.filter(pk=candidate_id).exclude(status=Candidate.Status.READY).update(
         status=Candidate.Status.FAILED, error=error[:2000], finished_at=timezone.now()
     )
+    if updated:
+        extend_lock_after_sampling(Candidate.objects.values_list("round_id", flat=True).get(pk=candidate_id))
 
 
 def do_requeue_stale_candidates(stale_after: timedelta) -> list[int]:

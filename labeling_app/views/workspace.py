@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from labeling_app import media_checks
 from labeling_app.actions import Refused
-from labeling_app.actions.assignments import do_claim_next_assignment, do_release_assignment
+from labeling_app.actions.assignments import do_claim_next_assignment, do_release_assignment, holding
 from labeling_app.models import Assignment, Campaign, Candidate, Comparison, Round
 from labeling_app.views.access import annotator_required, json_error, page_error, wants_json
 
@@ -51,9 +51,9 @@ def _counts(annotator) -> dict[str, int]:
 def workspace(request: HttpRequest) -> HttpResponse:
     current = (
         Assignment.objects.filter(
+            holding(timezone.now()),
             annotator=request.user,
             status=Assignment.Status.ACTIVE,
-            expires_at__gt=timezone.now(),
             scenario__campaign__status=Campaign.Status.ACTIVE,
         )
         .select_related("scenario")

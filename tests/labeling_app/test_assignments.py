@@ -5,13 +5,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
 from labeling_app.actions.assignments import do_claim_next_assignment, do_release_assignment
-from labeling_app.models import Assignment, Campaign
+from labeling_app.actions.candidates import do_claim_candidate, do_complete_candidate
+from labeling_app.models import Assignment, Campaign, Candidate, Comparison
 from labeling_app.roles import ANNOTATOR
-from tests.labeling_app.conftest import make_campaign, make_clip, make_user, run_together
+from tests.labeling_app.conftest import make_campaign, make_clip, make_user, run_together, vote_data
 
 
 def expire(assignment: Assignment) -> None:
@@ -98,8 +102,6 @@ class TestLateWork:
         clip = make_clip()
 
         def post(user, assignment):
-            from django.core.files.uploadedfile import SimpleUploadedFile
-
             client.force_login(user)
             return client.post(
                 reverse("labeling:upload", args=[assignment.pk]),
@@ -116,6 +118,21 @@ class TestLateWork:
         assignment.refresh_from_db()
         assert assignment.expires_at > timezone.now() + timedelta(minutes=4)
 
+    def test_next_resumes_ones_own_lapsed_item_while_its_slot_is_free(self, annotator, other_annotator):
+        make_campaign(overlap=1, lock_minutes=5, scenarios=2)
+        first, _ = do_claim_next_assignment(annotator)
+        expire(first)
+        again, resumed = do_claim_next_assignment(annotator)
+        assert resumed and again.pk == first.pk and again.status == "active"
+        assert again.expires_at > timezone.now() + timedelta(minutes=4)
+        # Once someone else took the freed slot, "next" loses it and hands out the next item.
+        expire(first)
+        assert do_claim_next_assignment(other_annotator)[0].scenario_id == first.scenario_id
+        following, resumed = do_claim_next_assignment(annotator)
+        assert not resumed and following.scenario_id != first.scenario_id
+        first.refresh_from_db()
+        assert first.status == "expired"
+
     def test_an_upload_after_the_item_went_to_someone_else_is_refused(self, annotator, other_annotator, upload):
         make_campaign(overlap=1, lock_minutes=5)
         assignment, _ = do_claim_next_assignment(annotator)
@@ -126,6 +143,60 @@ class TestLateWork:
         assert response.json()["error"] == (
             "Your time on this item (5 minutes) ran out and another annotator took it. Go on to the next item."
         )
+
+
+def finish_sampling(round_pk: int) -> None:
+    """What a worker does to each candidate of the round: claim it, store its clip, mark it ready."""
+    for candidate in Candidate.objects.filter(round_id=round_pk):
+        claimed = do_claim_candidate(candidate.pk, worker="test-worker")
+        name = default_storage.save(f"candidates/{candidate.public_id}/response.mp4",
+                                    ContentFile(make_clip(container="mp4")))
+        assert do_complete_candidate(claimed.pk, attempt=claimed.attempts, media_name=name, tokens_name="",
+                                     duration_seconds=2.0, sample_seconds=1.0, render_seconds=1.0)
+
+
+@pytest.mark.django_db
+class TestLockWhileSampling:
+    """Sampling time is not the annotator's time: the item stays theirs until the responses are
+    ready, and then the lock starts again."""
+
+    def test_an_annotator_whose_sampling_outlasts_the_lock_still_gets_to_vote(
+        self, client, annotator, other_annotator, media_root
+    ):
+        make_campaign(overlap=1, lock_minutes=5)
+        assignment, _ = do_claim_next_assignment(annotator)
+        client.force_login(annotator)
+        upload = client.post(reverse("labeling:upload", args=[assignment.pk]),
+                             {"media": SimpleUploadedFile("t.webm", make_clip()), "source": "recorded"})
+        assert upload.status_code == 201
+        round_pk = Assignment.objects.get(pk=assignment.pk).round.pk
+        expire(assignment)  # the workers took longer than the lock
+
+        assert do_claim_next_assignment(other_annotator) == (None, False)  # still held: sampling
+        finish_sampling(round_pk)
+        assignment.refresh_from_db()
+        assert assignment.expires_at > timezone.now() + timedelta(minutes=4)  # a full lock again
+        assert do_claim_next_assignment(other_annotator) == (None, False)
+
+        round_id = upload.json()["round"]
+        page = client.get(reverse("labeling:compare", args=[round_id]))
+        assert page.status_code == 200
+        response = client.post(reverse("labeling:vote", args=[round_id]), vote_data(),
+                               HTTP_ACCEPT="application/json")
+        assert response.status_code == 201, response.content
+        assert Comparison.objects.filter(round_id=round_pk, annotator=annotator).count() == 1
+
+    def test_a_queued_round_holds_its_item_against_other_claimers(self, annotator, other_annotator, client,
+                                                                   media_root):
+        make_campaign(overlap=1, lock_minutes=5)
+        assignment, _ = do_claim_next_assignment(annotator)
+        client.force_login(annotator)
+        client.post(reverse("labeling:upload", args=[assignment.pk]),
+                    {"media": SimpleUploadedFile("t.webm", make_clip()), "source": "recorded"})
+        expire(assignment)
+        Candidate.objects.filter(round__assignment=assignment).update(status="ready")
+        # Once nothing is being sampled, the lapsed lock frees the slot as any other would.
+        assert do_claim_next_assignment(other_annotator)[0].scenario_id == assignment.scenario_id
 
 
 @pytest.mark.django_db
@@ -189,6 +260,20 @@ def test_concurrent_claims_never_exceed_the_overlap(overlap, claimers):
         assert len(winners) == overlap
         assert Assignment.objects.count() == overlap
         assert len({a.annotator_id for a in winners}) == overlap
+
+
+@pytest.mark.django_db(transaction=True)
+def test_under_contention_every_claimer_gets_an_item_while_one_is_free():
+    """As many claimers as free slots, all at once: nobody is told "no item"."""
+    make_campaign(overlap=2, scenarios=6)
+    users = [make_user(ANNOTATOR) for _ in range(12)]
+    for attempt in range(3):
+        if attempt:
+            Assignment.objects.all().delete()
+        results = run_together([lambda user=user: do_claim_next_assignment(user)[0] for user in users])
+        assert all(assignment is not None for assignment in results)
+        per_item = sorted(Assignment.objects.values_list("scenario_id", flat=True))
+        assert len(per_item) == 12 and all(per_item.count(s) == 2 for s in set(per_item))
 
 
 @pytest.mark.django_db(transaction=True)
