@@ -1,7 +1,11 @@
 """Answering one human turn: the pipeline a sampling worker runs, with no database in sight.
 
     human wave --codec--> human codes --G (prompt, identity, variant's sampling)--> agent codes
-    + visual tokens --codec / pose tokenizer--> agent voice + poses --renderer--> frames + audio
+    + visual tokens --codec / visual tokenizer--> agent voice + poses (rendered) or pixels -> frames + audio
+
+The visual tokenizer is the one the agent's configuration names (`AgentConfig.visual_tokenizer`);
+the video frame rate is the agent's, derived from its codec, and the codec must match it. The
+agent may live on any device: its inputs are moved there and its outputs back to the CPU.
 
 The agent runs over the whole timeline, duplex: it listens (and may react) while the human's
 turn plays, then keeps going for ``response_seconds`` after the turn ends, while the human's
@@ -17,8 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from model.agent import AgentModel, PoseTokenizer, Rollout, SamplingParams
+from model.agent import AgentModel, Rollout, SamplingParams, make_visual_tokenizer
 from model.codec import AudioCodec
 from model.motion import IDENTITIES
 from model.render import SceneObject, render_frames
@@ -50,7 +55,7 @@ class AgentResponse:
     frames: np.ndarray  # (T, H, W, 3) uint8
     audio: np.ndarray  # (S,) float32 at sample_rate: the agent's voice with the human's mixed in
     sample_rate: int
-    fps: int
+    fps: float
     sample_seconds: float
     render_seconds: float
 
@@ -65,20 +70,18 @@ class Responder:
     def __init__(self, agent: AgentModel, codec: AudioCodec, text_encoder: TextEncoder,
                  config: ResponseConfig = ResponseConfig()) -> None:
         c = agent.config
-        if (codec.num_codebooks, codec.codebook_size) != (c.num_codebooks, c.codebook_size):
-            raise ValueError(
-                f"codec has {codec.num_codebooks} codebooks of {codec.codebook_size} codes but the "
-                f"agent expects {c.num_codebooks} of {c.codebook_size}"
-            )
-        if not math.isclose(codec.frame_rate, c.fps * c.audio_frames_per_video_frame):
-            raise ValueError(
-                f"codec frame rate {codec.frame_rate} Hz != {c.audio_frames_per_video_frame} audio "
-                f"frames x {c.fps} fps expected by the agent"
-            )
+        c.check_codec(codec)
+        samples = codec.sample_rate * c.audio_frames_per_video_frame / codec.frame_rate
+        if not math.isclose(samples, round(samples)):
+            raise ValueError(f"a video frame of {c.audio_frames_per_video_frame} codec frames is {samples} samples; "
+                             "the codec's hop must be a whole number of samples")
         if text_encoder.dim != c.prompt_dim:
             raise ValueError(f"text encoder gives {text_encoder.dim} dims, the agent expects {c.prompt_dim}")
         self.agent, self.codec, self.text_encoder, self.config = agent.eval(), codec, text_encoder, config
-        self.poses = PoseTokenizer.for_motion(num_tokens=c.visual_tokens, token_dim=c.visual_token_dim)
+        self.samples_per_frame = round(samples)
+        self.visual = make_visual_tokenizer(c.visual_tokenizer, num_tokens=c.visual_tokens,
+                                            token_dim=c.visual_token_dim)
+        self.device = next(agent.parameters()).device
 
     def respond(self, human_wave: np.ndarray, prompt: str, identity: int, objects: Sequence[SceneObject],
                 params: SamplingParams, progress: Callable[[float], None] | None = None) -> AgentResponse:
@@ -98,12 +101,11 @@ class Responder:
 
         started = time.perf_counter()
         frames = math.ceil((turn_seconds + self.config.response_seconds) * c.fps)
-        samples_per_frame = codec.sample_rate // c.fps
-        timeline = np.zeros(frames * samples_per_frame, dtype=np.float32)
+        timeline = np.zeros(frames * self.samples_per_frame, dtype=np.float32)
         timeline[: human_wave.size] = human_wave[: timeline.size]
         human_codes = codec.encode(torch.from_numpy(timeline), codec.sample_rate)  # (K, F)
-        human_codes = _fit_length(human_codes, frames * c.audio_frames_per_video_frame)
-        prompt_embedding = self.text_encoder.encode([prompt or ""])[0] if prompt else None
+        human_codes = _fit_length(human_codes, frames * c.audio_frames_per_video_frame).to(self.device)
+        prompt_embedding = self.text_encoder.encode([prompt])[0].to(self.device) if prompt else None
 
         session = self.agent.session(params, prompt=prompt_embedding, identity=identity)
         r = c.audio_frames_per_video_frame
@@ -113,18 +115,28 @@ class Responder:
                 if i % 12 == 0:
                     report(0.8 * i / frames)
         rollout = session.rollout()
-        agent_wave = codec.decode(rollout.audio_codes).numpy()  # (S',)
+        agent_wave = codec.decode(rollout.audio_codes.cpu()).numpy()  # (S',)
         sample_seconds = time.perf_counter() - started
 
         started = time.perf_counter()
-        poses = self.poses.decode(rollout.visual_tokens)  # (T, POSE_DIM)
-        rendered = render_frames(poses, IDENTITIES[identity], objects,
-                                 width=self.config.width, height=self.config.height)
+        rendered = self.frames(rollout.visual_tokens.cpu(), identity, objects)
         report(0.95)
         audio = _mix(agent_wave, timeline, self.config.human_gain)
         render_seconds = time.perf_counter() - started
         return AgentResponse(rollout=rollout, frames=rendered, audio=audio, sample_rate=codec.sample_rate,
                              fps=c.fps, sample_seconds=sample_seconds, render_seconds=render_seconds)
+
+
+    def frames(self, visual_tokens: torch.Tensor, identity: int, objects: Sequence[SceneObject]) -> np.ndarray:
+        """The frames (T, H, W, 3) uint8 people see for visual tokens (T, L2, D): rendered poses, or
+        decoded pixels resized to the response size (the scene is then part of the pixels)."""
+        decoded = self.visual.decode(visual_tokens)
+        if self.visual.produces == "poses":
+            return render_frames(decoded, IDENTITIES[identity], objects, width=self.config.width,
+                                 height=self.config.height)
+        images = F.interpolate(decoded.permute(0, 3, 1, 2), size=(self.config.height, self.config.width),
+                               mode="bilinear", align_corners=False)  # (T, 3, H, W)
+        return (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 def _fit_length(codes: torch.Tensor, length: int) -> torch.Tensor:

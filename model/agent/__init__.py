@@ -6,9 +6,9 @@ from model.agent.model import AgentModel, AgentOutput, RolloutLogProbs
 from model.agent.rollout import Rollout
 from model.agent.sampling import SamplingParams
 from model.agent.session import FrameOutput, StreamingSession
-from model.agent.visual_tokens import PoseTokenizer, VisualTokenizer, make_visual_tokenizer
+from model.agent.visual_tokens import DCTPixelTokenizer, PoseTokenizer, VisualTokenizer, make_visual_tokenizer
 
 __all__ = [
-    "AgentBatch", "AgentConfig", "AgentModel", "AgentOutput", "FrameOutput", "PoseTokenizer", "Rollout",
+    "AgentBatch", "AgentConfig", "AgentModel", "AgentOutput", "DCTPixelTokenizer", "FrameOutput", "PoseTokenizer", "Rollout",
     "RolloutLogProbs", "SamplingParams", "StreamingSession", "VisualTokenizer", "make_visual_tokenizer",
 ]

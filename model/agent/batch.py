@@ -45,6 +45,11 @@ class AgentBatch:
     def num_frames(self) -> int:
         return self.agent_visual.shape[1]
 
+    @property
+    def device(self) -> torch.device:
+        """Where the batch lives; everything the model derives from it is created there too."""
+        return self.agent_visual.device
+
     @classmethod
     def from_codes(cls, agent_codes: torch.Tensor, agent_visual: torch.Tensor, config: AgentConfig, **inputs
                    ) -> "AgentBatch":
@@ -76,18 +81,23 @@ class AgentBatch:
             value = getattr(self, name)
             if value is not None and tuple(value.shape) != shape:
                 raise ValueError(f"AgentBatch.{name} must have shape {shape}, got {tuple(value.shape)}")
-        if self.agent_audio.numel() and (self.agent_audio.min() < 0 or self.agent_audio.max() > config.special_token):
+        for name in ("agent_audio", *OPTIONAL_INPUTS):
+            value = getattr(self, name)
+            if value is not None and value.device != self.device:
+                raise ValueError(f"AgentBatch.{name} is on {value.device}, the batch on {self.device}")
+        if _outside(self.agent_audio, 0, config.special_token + 1):
             raise ValueError(f"agent_audio tokens must lie in [0, {config.special_token}]")
-        if self.human_audio is not None and self.human_audio.numel() and (
-                self.human_audio.min() < 0 or self.human_audio.max() >= config.codebook_size):
+        if _outside(self.human_audio, 0, config.codebook_size):
             raise ValueError(f"human_audio codes must lie in [0, {config.codebook_size})")
-        if self.identity is not None and (self.identity.min() < 0 or self.identity.max() >= config.num_identities):
+        if _outside(self.identity, 0, config.num_identities):
             raise ValueError(f"identity must lie in [0, {config.num_identities})")
         for name, mask in self.present.items():
             if name not in OPTIONAL_INPUTS:
                 raise ValueError(f"present[{name!r}]: only optional inputs {OPTIONAL_INPUTS} can be absent")
             if tuple(mask.shape) not in ((b,), (b, t)) or mask.dtype != torch.bool:
                 raise ValueError(f"present[{name!r}] must be a bool tensor of shape ({b},) or ({b}, {t})")
+            if mask.device != self.device:
+                raise ValueError(f"present[{name!r}] is on {mask.device}, the batch on {self.device}")
 
     @classmethod
     def concat(cls, batches: "list[AgentBatch]") -> "AgentBatch":
@@ -109,35 +119,56 @@ class AgentBatch:
             fields[name] = None if template is None else torch.cat(
                 [template.new_zeros((batch.batch_size, *template.shape[1:])) if value is None else value
                  for batch, value in zip(batches, values)])
-            masks = [_frame_mask(batch, name, t) for batch in batches]
-            if template is not None and not all(mask.all() for mask in masks):
-                present[name] = torch.cat(masks)
+            # Decided from the structure, not the values: no device sync, and it works on `meta`.
+            if template is not None and any(v is None or name in batch.present for batch, v in zip(batches, values)):
+                present[name] = torch.cat([_frame_mask(batch, name, t) for batch in batches])
         return cls(**fields, present=present)
 
     @classmethod
-    def random(cls, config: AgentConfig, batch_size: int, frames: int, generator: torch.Generator | None = None
-               ) -> "AgentBatch":
-        """A batch of random tokens with every input present: for smoke tests and benchmarks."""
+    def random(cls, config: AgentConfig, batch_size: int, frames: int, generator: torch.Generator | None = None,
+               device: torch.device | str | None = None) -> "AgentBatch":
+        """A batch of random tokens with every input present: for smoke tests and benchmarks.
+
+        Drawn on the generator's device (the CPU by default), then moved to `device`.
+        """
         b, t, k, r = batch_size, frames, config.num_codebooks, config.audio_frames_per_video_frame
-        codes = torch.randint(0, config.codebook_size, (b, k, t * r), generator=generator)
+
+        def codes(*shape: int, high: int = config.codebook_size) -> torch.Tensor:
+            return torch.randint(0, high, shape, generator=generator)
 
         def normal(*shape: int) -> torch.Tensor:
             return torch.randn(*shape, generator=generator)
 
-        return cls.from_codes(
-            codes, normal(b, t, config.visual_tokens, config.visual_token_dim), config,
-            human_audio=torch.randint(0, config.codebook_size, (b, k, t * r), generator=generator),
+        batch = cls.from_codes(
+            codes(b, k, t * r), normal(b, t, config.visual_tokens, config.visual_token_dim), config,
+            human_audio=codes(b, k, t * r),
             human_visual=normal(b, t, config.human_visual_tokens, config.human_visual_token_dim),
             prompt=normal(b, config.prompt_dim),
             trajectory=normal(b, t, config.trajectory_dim),
-            identity=torch.randint(0, config.num_identities, (b,), generator=generator),
+            identity=codes(b, high=config.num_identities),
         )
+        return batch if device is None else batch.to(device)
+
+    def to(self, device: torch.device | str) -> "AgentBatch":
+        """The same batch with every tensor on `device`."""
+        def move(value: torch.Tensor | None) -> torch.Tensor | None:
+            return None if value is None else value.to(device)
+
+        return AgentBatch(**{name: move(getattr(self, name)) for name in ("agent_audio", "agent_visual", *OPTIONAL_INPUTS)},
+                          present={name: mask.to(device) for name, mask in self.present.items()})
+
+
+def _outside(values: torch.Tensor | None, low: int, high: int) -> bool:
+    """Whether integer `values` leave [low, high). Tensors on the meta device carry no values to check."""
+    if values is None or not values.numel() or values.device.type == "meta":
+        return False
+    return bool(values.min() < low or values.max() >= high)
 
 
 def _frame_mask(batch: AgentBatch, name: str, frames: int) -> torch.Tensor:
     """(B, T) presence of input `name` in `batch`."""
     b = batch.batch_size
     if getattr(batch, name) is None:
-        return torch.zeros(b, frames, dtype=torch.bool)
-    mask = batch.present.get(name, torch.ones(b, dtype=torch.bool))
+        return torch.zeros(b, frames, dtype=torch.bool, device=batch.device)
+    mask = batch.present.get(name, torch.ones(b, dtype=torch.bool, device=batch.device))
     return mask if mask.dim() == 2 else mask[:, None].expand(b, frames)

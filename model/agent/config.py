@@ -1,9 +1,16 @@
 """Configuration of the agent model G, with the named `tiny`, `paper` and `debug` configurations."""
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from model.motion import NUM_JOINTS
+
+if TYPE_CHECKING:
+    from model.codec import AudioCodec
+
+DAC_FRAME_RATE = 44_100 / 512  # the paper's codec: 44.1 kHz, hop 512 -> ~86.13 code frames/s
 
 
 def _tiny_backbone() -> dict:
@@ -30,8 +37,10 @@ class AgentConfig:
     # pattern's special token is `codebook_size`, so each head predicts codebook_size + 1 classes.
     num_codebooks: int = 9  # codec default: 9 codebooks (DAC also has 9)
     codebook_size: int = 1024  # codec default: 1024 codes per codebook
+    # The video frame rate is derived, never set: fps = codec_frame_rate / R, so an agent always
+    # pairs with the codec it was built for (DAC's ~86.13 Hz with R = 4 gives ~21.5 fps).
+    codec_frame_rate: float = 96.0  # model.codec.AudioCodec.frame_rate: 24 kHz / hop 250
     audio_frames_per_video_frame: int = 4  # R: 96 codec frames/s at 24 fps video
-    fps: int = 24  # video frame rate; real time means `fps` frames generated per second
     # Visual tokens: L2 continuous tokens of width D per frame, produced by the diffusion head.
     visual_tokenizer: str = "pose"  # the model.agent.visual_tokens kind whose tokens these are
     visual_tokens: int = 5  # L2: a 135-number pose (3 + 6 * 22) splits exactly into 5 x 27
@@ -57,17 +66,38 @@ class AgentConfig:
     diffusion_loss_weight: float = 1.0  # the paper sums cross-entropy and diffusion loss
 
     def __post_init__(self) -> None:
-        for name in ("num_codebooks", "codebook_size", "audio_frames_per_video_frame", "fps", "visual_tokens",
+        for name in ("num_codebooks", "codebook_size", "audio_frames_per_video_frame", "visual_tokens",
                      "visual_token_dim", "num_identities", "diffusion_width", "diffusion_depth",
                      "diffusion_train_steps", "diffusion_batch_mul"):
             if getattr(self, name) < 1:
                 raise ValueError(f"AgentConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.codec_frame_rate > 0:
+            raise ValueError(f"AgentConfig.codec_frame_rate must be > 0, got {self.codec_frame_rate}")
         if "hidden_size" not in self.backbone:
             raise ValueError("AgentConfig.backbone must give Qwen2Config keyword arguments, hidden_size included")
 
     @property
     def hidden_size(self) -> int:
         return self.backbone["hidden_size"]
+
+    @property
+    def fps(self) -> float:
+        """Video frames per second: R codec frames make one video frame; real time is `fps` frames a second."""
+        return self.codec_frame_rate / self.audio_frames_per_video_frame
+
+    def check_codec(self, codec: "AudioCodec") -> None:
+        """Raise ValueError unless `codec` speaks the codes and frame rate this agent was built for."""
+        if (codec.num_codebooks, codec.codebook_size) != (self.num_codebooks, self.codebook_size):
+            raise ValueError(f"codec has {codec.num_codebooks} codebooks of {codec.codebook_size} codes but the "
+                             f"agent expects {self.num_codebooks} of {self.codebook_size}")
+        if not math.isclose(codec.frame_rate, self.codec_frame_rate, rel_tol=1e-9):
+            raise ValueError(f"codec runs at {codec.frame_rate} frames/s, the agent at {self.codec_frame_rate} "
+                             f"({self.audio_frames_per_video_frame} audio frames per video frame at {self.fps:g} fps)")
+
+    def with_codec(self, codec: "AudioCodec") -> "AgentConfig":
+        """This configuration resized to `codec`'s codebooks and frame rate (R is kept)."""
+        return dataclasses.replace(self, num_codebooks=codec.num_codebooks, codebook_size=codec.codebook_size,
+                                   codec_frame_rate=float(codec.frame_rate))
 
     @property
     def positions_per_frame(self) -> int:
@@ -84,6 +114,11 @@ class AgentConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "AgentConfig":
         known = {f.name for f in dataclasses.fields(cls)}
+        if "fps" in data:  # checkpoints written before fps was derived from the codec
+            data = dict(data)
+            fps = data.pop("fps")
+            r = data.get("audio_frames_per_video_frame", cls.audio_frames_per_video_frame)
+            data.setdefault("codec_frame_rate", float(fps * r))
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown AgentConfig fields: {unknown}")
@@ -100,9 +135,12 @@ def _paper() -> AgentConfig:
     """Paper scale: Qwen2-7B-Instruct dimensions, DAC codes, CLIP L/14 prompts, pixel-video tokens.
 
     Set `backbone_path` to a local Qwen2-7B-Instruct directory to start from its weights; its own
-    config.json then replaces `backbone`. DAC runs at ~86 Hz, so R = 4 matches ~21.5 fps video.
+    config.json then replaces `backbone`, and its token embedding is dropped (the agent feeds
+    `inputs_embeds`; a 152k-word table would be ~545 M unused parameters). DAC runs at ~86.13 Hz,
+    so R = 4 gives ~21.5 fps video.
     """
     return AgentConfig(
+        codec_frame_rate=DAC_FRAME_RATE,
         visual_tokenizer="pixel",  # a later issue: make_visual_tokenizer refuses it until then
         visual_tokens=32,  # TiTok-like 1D tokenizer without quantizer: 32 tokens x 16 dims
         visual_token_dim=16,
@@ -115,7 +153,7 @@ def _paper() -> AgentConfig:
             "num_hidden_layers": 28,
             "num_attention_heads": 28,
             "num_key_value_heads": 4,
-            "vocab_size": 152064,
+            "vocab_size": 1,  # unused: the backbone is always fed inputs_embeds
             "max_position_embeddings": 32768,
             "rope_theta": 1000000.0,
             "rms_norm_eps": 1e-6,
@@ -131,6 +169,7 @@ def _debug() -> AgentConfig:
     return AgentConfig(
         num_codebooks=3,
         codebook_size=32,
+        codec_frame_rate=48.0,  # 24 fps with R = 2, like the shipped agent
         audio_frames_per_video_frame=2,
         visual_tokens=2,
         visual_token_dim=4,

@@ -229,17 +229,27 @@ class DiffusionHead(nn.Module):
         log_probs = gaussian_log_density(chain[1:steps], torch.stack(means), torch.stack(log_variances))
         return x, chain, log_probs
 
-    def chain_log_probs(self, cond: torch.Tensor, chain: torch.Tensor, temperature: float) -> torch.Tensor:
-        """Recompute `sample`'s step log-densities: cond (..., C), chain (..., steps + 1, D) -> (..., steps - 1)."""
+    def chain_log_probs(self, cond: torch.Tensor, chain: torch.Tensor, temperature: float | torch.Tensor
+                        ) -> torch.Tensor:
+        """Recompute `sample`'s step log-densities: cond (..., C), chain (..., steps + 1, D) -> (..., steps - 1).
+
+        `temperature` is a number or a tensor broadcastable to cond's leading shape (...,), e.g.
+        one temperature per frame of a rollout continued with other parameters.
+        """
         steps = chain.shape[-2] - 1
         schedule = self.sampling_schedule(steps)
         stochastic = steps - 1
+        device = chain.device
         # Step j of the chain goes from schedule index steps - 1 - j to the one below it.
-        index = torch.arange(steps - 1, 0, -1)  # (stochastic,)
+        index = torch.arange(steps - 1, 0, -1, device=device)  # (stochastic,)
         xt = chain[..., :stochastic, :]  # (..., stochastic, D)
         target = chain[..., 1 : stochastic + 1, :]  # (..., stochastic, D)
         cond = cond[..., None, :].expand(*xt.shape[:-1], cond.shape[-1])  # (..., stochastic, C)
-        t = schedule.timesteps[index].to(xt.device).expand(xt.shape[:-1])  # (..., stochastic)
+        t = schedule.timesteps.to(device)[index].expand(xt.shape[:-1])  # (..., stochastic)
         output = self(xt, t, cond)
         mean, log_variance = schedule.p_mean_log_variance(output, xt, index.expand(xt.shape[:-1]), self.clip_x0)
-        return gaussian_log_density(target, mean, log_variance + 2 * math.log(temperature))
+        if isinstance(temperature, torch.Tensor):
+            log_temperature = 2 * temperature.to(device=device, dtype=log_variance.dtype).log()[..., None, None]
+        else:
+            log_temperature = 2 * math.log(temperature)
+        return gaussian_log_density(target, mean, log_variance + log_temperature)

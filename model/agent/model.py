@@ -26,7 +26,6 @@ can follow the voice). No output of frame i sees the human's frame i or anything
 produces after it; tests/model/test_agent_model.py checks each clause.
 """
 
-import dataclasses
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -59,10 +58,16 @@ class AgentOutput:
 
 @dataclass
 class RolloutLogProbs:
-    """Log-probabilities of a rollout; a leading batch dimension B when several were scored."""
+    """Log-probabilities of a rollout; a leading batch dimension B when several were scored.
+
+    `audio` is what PPO's ratios and KL use: the full distribution at the sampling temperature,
+    finite under any weights. `audio_sampling` is the exact sampling distribution (after top-k),
+    -inf for a token outside this model's top k; without top-k the two are equal.
+    """
 
     audio: torch.Tensor  # (K, S), 0 where the delay pattern placed the special token
     visual: torch.Tensor  # (T, diffusion_steps - 1, L2), one Gaussian log-density per stochastic step
+    audio_sampling: torch.Tensor  # (K, S)
 
 
 class AgentModel(nn.Module):
@@ -91,6 +96,9 @@ class AgentModel(nn.Module):
             return cls(config)
         backbone = Qwen2Model.from_pretrained(config.backbone_path, local_files_only=True,
                                               attn_implementation="sdpa", dtype=torch.float32)
+        # The agent feeds inputs_embeds: the word embedding (152k x 3584 in Qwen2-7B) is never read.
+        backbone.embed_tokens = nn.Embedding(1, backbone.config.hidden_size)
+        backbone.config.vocab_size, backbone.config.pad_token_id = 1, None
         backbone_config = {k: v for k, v in backbone.config.to_dict().items() if k not in _BACKBONE_CONFIG_DROP}
         return cls(AgentConfig.from_dict({**config.to_dict(), "backbone": backbone_config}), backbone)
 
@@ -99,6 +107,11 @@ class AgentModel(nn.Module):
     def run_backbone(self, inputs_embeds: torch.Tensor, cache: DynamicCache | None = None) -> torch.Tensor:
         """Backbone outputs (B, N, H) for inputs (B, N, H), after the cached positions if a cache is given."""
         kwargs = {_CACHE_ARG: cache, "use_cache": cache is not None}
+        if cache is None and not getattr(self.backbone, "has_sliding_layers", False):
+            # A whole unpadded sequence is plainly causal: hand the layers no mask (SDPA's is_causal)
+            # instead of letting transformers inspect position ids for packed sequences, a
+            # data-dependent check that syncs a GPU and cannot run on the meta device.
+            kwargs["attention_mask"] = {"full_attention": None}
         return self.backbone(inputs_embeds=inputs_embeds, **kwargs).last_hidden_state
 
     def audio_logits(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -149,7 +162,9 @@ class AgentModel(nn.Module):
         out = self(batch)
         targets = batch.agent_audio.transpose(1, 2)  # (B, S, K)
         valid = targets != self.config.special_token  # the delay pattern's empty positions carry no loss
-        audio = F.cross_entropy(out.audio_logits[valid], targets[valid])
+        # ignore_index rather than boolean indexing: no data-dependent shape (no GPU sync, runs on meta).
+        audio = F.cross_entropy(out.audio_logits.flatten(0, 2), targets.masked_fill(~valid, -100).flatten(),
+                                ignore_index=-100)
         diffusion = self.diffusion.loss(batch.agent_visual.flatten(0, 2),  # (B * T * L2, D)
                                         out.visual_cond.flatten(0, 2),  # (B * T * L2, H)
                                         self.config.diffusion_batch_mul)
@@ -184,27 +199,44 @@ class AgentModel(nn.Module):
                   ) -> RolloutLogProbs:
         """Recompute rollouts' log-probabilities with one full forward (differentiable, for PPO).
 
-        Several rollouts (of the same length, sampled with the same parameters) are scored as one
-        batch and the results gain a leading batch dimension. `params` defaults to the rollouts'
-        own; with them the result equals the recorded values.
+        Several rollouts (of the same length and number of denoising steps) are scored as one
+        batch and the results gain a leading batch dimension. Every frame is scored under the
+        parameters that sampled it (`Rollout.segments()`), so with the rollouts' own parameters the
+        result equals the recorded values; `params` scores every frame under one other setting.
+        Everything is computed on the rollouts' device.
         """
         single = isinstance(rollouts, Rollout)
         rollouts = [rollouts] if single else list(rollouts)
-        if params is None:
-            params = rollouts[0].params
-            # The seed does not change the distribution; everything else does.
-            if any(dataclasses.replace(r.params, seed=params.seed) != params for r in rollouts):
-                raise ValueError("rollouts sampled with different parameters: score them separately or pass params")
+        if len({r.visual_chain.shape for r in rollouts}) > 1:
+            raise ValueError("rollouts differ in length or denoising steps: score them separately")
+        per_frame = self.config.audio_frames_per_video_frame
         out = self(AgentBatch.concat([r.to_batch() for r in rollouts]))
-        tokens = torch.stack([r.audio_tokens for r in rollouts])  # (B, K, S)
-        sampled = torch.stack([r.audio_sampled for r in rollouts])  # (B, K, S)
+        logits = out.audio_logits.transpose(1, 2)  # (B, K, S, V + 1)
+        audio, audio_sampling, temperatures = [], [], []
+        for b, rollout in enumerate(rollouts):
+            segments = ([(0, rollout.num_frames, params)] if params is not None else rollout.segments())
+            full, sampling, temperature = [], [], []
+            for start, end, segment_params in segments:
+                steps = slice(start * per_frame, end * per_frame)
+                pair = audio_token_log_probs(logits[b, :, steps], rollout.audio_tokens[:, steps],
+                                             rollout.audio_sampled[:, steps], segment_params)  # 2 x (K, n)
+                full.append(pair[0])
+                sampling.append(pair[1])
+                temperature += [segment_params.visual_temperature] * (end - start)
+            audio.append(torch.cat(full, dim=1))
+            audio_sampling.append(torch.cat(sampling, dim=1))
+            temperatures.append(temperature)
         chains = torch.stack([r.visual_chain for r in rollouts])  # (B, T, steps + 1, L2, D)
-        audio = audio_token_log_probs(out.audio_logits.transpose(1, 2), tokens, sampled, params)  # (B, K, S)
+        temperature = torch.tensor(temperatures, device=chains.device)[:, :, None]  # (B, T, 1): per frame
         visual = self.diffusion.chain_log_probs(out.visual_cond,  # (B, T, L2, H)
                                                 chains.transpose(2, 3),  # (B, T, L2, steps + 1, D)
-                                                params.visual_temperature)  # (B, T, L2, steps - 1)
-        visual = visual.transpose(2, 3)  # (B, T, steps - 1, L2)
-        return RolloutLogProbs(audio=audio[0], visual=visual[0]) if single else RolloutLogProbs(audio, visual)
+                                                temperature)  # (B, T, L2, steps - 1)
+        result = RolloutLogProbs(audio=torch.stack(audio), visual=visual.transpose(2, 3),  # (B, T, steps - 1, L2)
+                                 audio_sampling=torch.stack(audio_sampling))
+        if single:
+            return RolloutLogProbs(audio=result.audio[0], visual=result.visual[0],
+                                   audio_sampling=result.audio_sampling[0])
+        return result
 
     # --- checkpoints ---------------------------------------------------------------------------
 

@@ -16,11 +16,18 @@ from model.agent.sampling import SamplingParams
 class Rollout:
     """One sampled agent response and what it was conditioned on.
 
-    audio_tokens / audio_log_probs / audio_sampled: (K, S) delayed tokens, their log-probs and the
-    positions that were sampled (the rest hold the special token). visual_tokens (T, L2, D);
-    visual_chain (T, steps + 1, L2, D) latents from noise to the tokens; visual_log_probs
-    (T, steps - 1, L2). Inputs as in AgentBatch without the batch dimension; `present[name]` (T,)
-    marks the frames of human inputs / trajectory the session actually received.
+    audio_tokens / audio_sampled: (K, S) delayed tokens and the positions that were sampled (the
+    rest hold the special token). audio_log_probs (K, S): each token's log-probability under the
+    full distribution at the sampling temperature (what PPO uses: finite under any weights);
+    audio_sampling_log_probs (K, S): under the exact sampling distribution (after the top-k cut;
+    equal to the former without top-k). visual_tokens (T, L2, D); visual_chain
+    (T, steps + 1, L2, D) latents from noise to the tokens; visual_log_probs (T, steps - 1, L2).
+    Inputs as in AgentBatch without the batch dimension; `present[name]` (T,) marks the frames of
+    human inputs / trajectory the session actually received.
+
+    `params` sampled the frames from 0; a rollout continued by a session with other parameters
+    lists each continuation in `continued` as (first frame, params), so every frame is scored
+    under the parameters that really sampled it (`segments()`).
     """
 
     audio_tokens: torch.Tensor
@@ -36,6 +43,25 @@ class Rollout:
     trajectory: torch.Tensor | None = None
     identity: int | None = None
     present: dict[str, torch.Tensor] = field(default_factory=dict)
+    audio_sampling_log_probs: torch.Tensor | None = None  # None: no top-k, the same as audio_log_probs
+    continued: tuple[tuple[int, SamplingParams], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.audio_sampling_log_probs is None:
+            self.audio_sampling_log_probs = self.audio_log_probs
+        starts = [start for start, _ in self.continued]
+        if starts != sorted(set(starts)) or (starts and not (0 < starts[0] and starts[-1] < self.num_frames)):
+            raise ValueError(f"continuations must start at increasing frames in (0, {self.num_frames}), got {starts}")
+
+    @property
+    def num_frames(self) -> int:
+        return self.visual_tokens.shape[0]
+
+    def segments(self) -> list[tuple[int, int, SamplingParams]]:
+        """(first frame, end frame, params) of every stretch sampled with one set of parameters."""
+        starts = [(0, self.params), *self.continued]
+        ends = [start for start, _ in starts[1:]] + [self.num_frames]
+        return [(start, end, params) for (start, params), end in zip(starts, ends)]
 
     @property
     def audio_codes(self) -> torch.Tensor:

@@ -1,7 +1,11 @@
-"""How an agent variant samples audio codes: its parameters and the exact sampling distribution.
+"""How an agent variant samples audio codes: its parameters and two log-probabilities per token.
 
-Log-probabilities are taken under exactly the distribution a token was drawn from (the special
-token excluded, logits divided by the temperature, cut to the top k), so PPO ratios are exact.
+A token is drawn from the *sampling distribution*: the special token excluded, logits divided by
+the temperature, cut to the top k. Its log-probability is exact for the sampler, but under any
+other weights (an updated policy, the frozen reference) a sampled token can fall outside their
+top k and get -inf, which makes PPO's ratio 0 and the KL infinite. So every token also records
+its *full-distribution* log-probability at the same temperature (no top-k cut), which is finite
+under every model: that is the one PPO's ratios and KL use. Without top-k the two are equal.
 """
 
 from dataclasses import dataclass
@@ -41,10 +45,20 @@ def audio_log_distribution(logits: torch.Tensor, params: SamplingParams) -> torc
     return torch.log_softmax(scaled, dim=-1)
 
 
+def audio_full_log_distribution(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
+    """Log-probabilities (..., V) at the sampling temperature over every code (no top-k cut): finite
+    everywhere, so ratios and KL between models stay finite."""
+    return torch.log_softmax(logits[..., :-1] / params.audio_temperature, dim=-1)
+
+
 def audio_token_log_probs(logits: torch.Tensor, tokens: torch.Tensor, sampled: torch.Tensor,
-                          params: SamplingParams) -> torch.Tensor:
-    """Log-probabilities of tokens (...,) under logits (..., V + 1); 0 where nothing was sampled."""
-    return pick_log_probs(audio_log_distribution(logits, params), tokens, sampled)
+                          params: SamplingParams) -> tuple[torch.Tensor, torch.Tensor]:
+    """(full-distribution, sampling-distribution) log-probabilities of tokens (...,) under logits
+    (..., V + 1); 0 where nothing was sampled."""
+    full = pick_log_probs(audio_full_log_distribution(logits, params), tokens, sampled)
+    if params.top_k is None or params.top_k >= logits.shape[-1] - 1:
+        return full, full
+    return full, pick_log_probs(audio_log_distribution(logits, params), tokens, sampled)
 
 
 def pick_log_probs(log_dist: torch.Tensor, tokens: torch.Tensor, sampled: torch.Tensor) -> torch.Tensor:

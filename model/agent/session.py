@@ -1,9 +1,10 @@
 """The agent in a live exchange: a streaming session with a KV cache, one video frame per step.
 
 A session advances one video frame per `step` call, given the human's tokens of the frame that just
-ended; offline generation is the same loop. Every sampled value records its log-probability under
-the distribution it was drawn from (audio: per codebook token; visuals: the Gaussian density of
-every stochastic denoising step), and `rollout()` returns them with everything the frames saw.
+ended; offline generation is the same loop. Every sampled value records its log-probability (audio:
+per codebook token, under the full distribution at the temperature and under the top-k sampling
+distribution, see model.agent.sampling; visuals: the Gaussian density of every stochastic
+denoising step), and `rollout()` returns them with everything the frames saw.
 """
 
 from dataclasses import dataclass
@@ -14,7 +15,13 @@ from transformers import DynamicCache
 
 from model.agent.delay_pattern import delay_valid_mask, revert_delay_pattern
 from model.agent.rollout import Rollout
-from model.agent.sampling import SamplingParams, audio_log_distribution, pick_log_probs, sample_categorical
+from model.agent.sampling import (
+    SamplingParams,
+    audio_full_log_distribution,
+    audio_log_distribution,
+    pick_log_probs,
+    sample_categorical,
+)
 
 if TYPE_CHECKING:
     from model.agent.model import AgentModel
@@ -63,7 +70,10 @@ class StreamingSession:
         self._visual_tokens: list[torch.Tensor] = []
         self._chains: list[torch.Tensor] = []
         self._visual_log_probs: list[torch.Tensor] = []
-        self._audio_log_probs: list[torch.Tensor] = []
+        self._audio_log_probs: list[torch.Tensor] = []  # full distribution at the temperature
+        self._audio_sampling_log_probs: list[torch.Tensor] = []  # after the top-k cut
+        self._continued: tuple[tuple[int, SamplingParams], ...] = ()  # see Rollout.continued
+        self._first_params = params
         self._received: dict[str, list[torch.Tensor | None]] = {"human_audio": [], "human_visual": [], "trajectory": []}
 
     @classmethod
@@ -73,16 +83,25 @@ class StreamingSession:
         """A session that continues `rollout`: its frames become the context, read in one backbone call.
 
         The next step takes the human's last frame of the rollout. The prefix keeps its recorded
-        log-probabilities; new frames are sampled with `params` (default: the rollout's), from a
-        generator seeded afresh. The continued rollout carries the new `params`, so score a prefix
-        sampled with other temperatures by its recorded log-probabilities.
+        log-probabilities and parameters; new frames are sampled with `params` (default: those of
+        the rollout's last segment) from a generator seeded afresh, and the continued rollout
+        records them as a new segment (`Rollout.continued`), so `AgentModel.log_probs` scores
+        every frame under the parameters that sampled it. The number of denoising steps cannot
+        change: every frame's diffusion chain has the same length.
         """
-        session = cls(model, params or rollout.params, prompt=rollout.prompt, identity=rollout.identity,
-                      use_cache=use_cache)
-        r, t = model.config.audio_frames_per_video_frame, rollout.visual_tokens.shape[0]
+        last = rollout.segments()[-1][2]
+        params = params or last
+        if params.diffusion_steps != rollout.visual_chain.shape[1] - 1:
+            raise ValueError(f"the rollout was sampled with {rollout.visual_chain.shape[1] - 1} denoising steps; "
+                             f"a continuation cannot use {params.diffusion_steps}")
+        session = cls(model, params, prompt=rollout.prompt, identity=rollout.identity, use_cache=use_cache)
+        r, t = model.config.audio_frames_per_video_frame, rollout.num_frames
+        session._first_params = rollout.params
+        session._continued = (*rollout.continued, (t, params))
         session._backbone(model.embed(rollout.to_batch()))
         session._audio_tokens = list(rollout.audio_tokens.split(r, dim=1))  # T x (K, R)
         session._audio_log_probs = list(rollout.audio_log_probs.split(r, dim=1))
+        session._audio_sampling_log_probs = list(rollout.audio_sampling_log_probs.split(r, dim=1))
         session._visual_tokens = list(rollout.visual_tokens)
         session._chains = list(rollout.visual_chain)
         session._visual_log_probs = list(rollout.visual_log_probs)
@@ -144,13 +163,17 @@ class StreamingSession:
         )  # (1, 1, H)
         sampled = delay_valid_mask(k, (i + 1) * r, device=self.device)[:, i * r:]  # (K, R): codebook k starts at step k
         hidden = self._backbone(control)
-        tokens, log_probs, logits = [], [], []
+        tokens, log_probs, sampling_log_probs, logits = [], [], [], []
+        top_k = params.top_k is not None and params.top_k < c.codebook_size
         for slot in range(r):
             step_logits = model.audio_logits(hidden[0, -1])  # (K, V + 1)
             log_dist = audio_log_distribution(step_logits, params)
             drawn = sample_categorical(log_dist, self.generator)  # (K,)
             token = torch.where(sampled[:, slot], drawn, torch.full_like(drawn, c.special_token))
-            log_probs.append(pick_log_probs(log_dist, token, sampled[:, slot]))
+            picked = pick_log_probs(log_dist, token, sampled[:, slot])
+            sampling_log_probs.append(picked)
+            log_probs.append(pick_log_probs(audio_full_log_distribution(step_logits, params), token, sampled[:, slot])
+                             if top_k else picked)
             tokens.append(token)
             logits.append(step_logits)
             inputs = model.embedder.agent_audio(token[None, None], first_slot=slot + 1)  # (1, 1, H)
@@ -162,6 +185,7 @@ class StreamingSession:
             cond, params.diffusion_steps, params.visual_temperature, self.generator)
         audio_tokens = torch.stack(tokens, dim=1)  # (K, R)
         self._audio_log_probs.append(torch.stack(log_probs, dim=1))
+        self._audio_sampling_log_probs.append(torch.stack(sampling_log_probs, dim=1))
         self._chains.append(chain)
         self._visual_log_probs.append(visual_log_probs)
         output = FrameOutput(i, audio_tokens, self._completed_codes(audio_tokens), visual,
@@ -205,9 +229,11 @@ class StreamingSession:
         return Rollout(
             audio_tokens=torch.cat(self._audio_tokens, dim=1),
             audio_log_probs=torch.cat(self._audio_log_probs, dim=1),
+            audio_sampling_log_probs=torch.cat(self._audio_sampling_log_probs, dim=1),
             audio_sampled=delay_valid_mask(c.num_codebooks, t * c.audio_frames_per_video_frame, device=self.device),
             visual_tokens=torch.stack(self._visual_tokens),
             visual_chain=torch.stack(self._chains),
             visual_log_probs=torch.stack(self._visual_log_probs),
-            params=self.params, prompt=self.prompt, identity=self.identity, present=present, **stacked,
+            params=self._first_params, continued=self._continued,
+            prompt=self.prompt, identity=self.identity, present=present, **stacked,
         )

@@ -73,8 +73,22 @@ def test_tiny_is_a_few_million_parameters_and_paper_is_qwen2_7b_scale():
     assert 1e6 < sum(p.numel() for p in tiny.parameters()) < 1e7
     with torch.device("meta"):  # shapes only: no memory is allocated
         paper = AgentModel(AgentConfig.named("paper"))
-    assert 7.0e9 < sum(p.numel() for p in paper.backbone.parameters()) < 7.2e9
+    # Qwen2-7B's 28 layers without its 152k-word embedding (545 M parameters the agent never reads).
+    assert 6.4e9 < sum(p.numel() for p in paper.backbone.layers.parameters()) < 6.6e9
+    assert paper.backbone.embed_tokens.weight.numel() == paper.config.hidden_size
     assert paper.audio_head.out_features == 9 * 1025
+
+
+def test_the_frame_rate_is_derived_from_the_codec():
+    tiny, paper = AgentConfig.named("tiny"), AgentConfig.named("paper")
+    assert tiny.fps == 24.0  # the spectral codec's 96 Hz over R = 4
+    assert paper.codec_frame_rate == 44_100 / 512 and paper.fps == pytest.approx(21.533, abs=1e-3)
+    with pytest.raises(ValueError, match="codec_frame_rate must be > 0"):
+        AgentConfig(codec_frame_rate=0.0)
+    # A checkpoint written when fps was a field still loads, at the same frame rate.
+    legacy = {**tiny.to_dict(), "fps": 24}
+    legacy.pop("codec_frame_rate")
+    assert AgentConfig.from_dict(legacy) == tiny
 
 
 def test_backbone_starts_from_a_local_qwen2_checkpoint(tmp_path):
@@ -85,8 +99,11 @@ def test_backbone_starts_from_a_local_qwen2_checkpoint(tmp_path):
     config.backbone_path = str(tmp_path / "qwen")
     model = AgentModel.from_config(config)
     assert model.config.backbone["intermediate_size"] == 96
+    # Every layer comes from the checkpoint; its word embedding is dropped (inputs_embeds only).
+    assert model.config.backbone["vocab_size"] == 1 and model.backbone.embed_tokens.num_embeddings == 1
     for name, tensor in qwen.state_dict().items():
-        assert torch.equal(model.backbone.state_dict()[name], tensor), name
+        if name != "embed_tokens.weight":
+            assert torch.equal(model.backbone.state_dict()[name], tensor), name
     # Its checkpoint carries the backbone weights; loading it does not need the Qwen2 directory.
     path = model.save_pretrained(tmp_path / "agent")
     (tmp_path / "qwen" / "model.safetensors").unlink()

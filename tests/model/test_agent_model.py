@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from model.agent import AgentBatch, AgentConfig, AgentModel, SamplingParams, StreamingSession
+from model.agent import AgentBatch, AgentConfig, AgentModel, Rollout, SamplingParams, StreamingSession
 from model.agent.delay_pattern import delay_valid_mask
 
 FRAMES = 6
@@ -286,16 +286,119 @@ def test_a_session_continued_from_a_rollout_still_matches_the_full_forward(model
     torch.testing.assert_close(recomputed.audio, rollout.audio_log_probs, atol=1e-4, rtol=0)
 
 
-def test_batched_log_probs_equal_single_ones_across_mixed_inputs(model):
+def _continued(model, human, first: SamplingParams, then: SamplingParams, split: int = 3):
+    """A rollout of FRAMES frames: `split` frames under `first`, the rest continued under `then`."""
+    r = model.config.audio_frames_per_video_frame
+    prefix = model.generate(split, first, human_audio=human.human_audio[0], human_visual=human.human_visual[0],
+                            prompt=human.prompt[0], trajectory=human.trajectory[0], identity=int(human.identity[0]))
+    session = StreamingSession.from_rollout(model, prefix, then)
+    for i in range(split, FRAMES):
+        session.step(human_audio=human.human_audio[0, :, (i - 1) * r : i * r],
+                     human_visual=human.human_visual[0, i - 1], trajectory=human.trajectory[0, i])
+    return session.rollout()
+
+
+def test_a_continued_rollout_scores_every_segment_under_the_parameters_that_sampled_it(model):
     human = random_batch(model.config, batch_size=1)
-    params = SamplingParams(audio_temperature=0.9, seed=1)
-    _, with_human = _stream(model, params, human, missing_frames=(1,))
-    bare = model.generate(FRAMES, SamplingParams(audio_temperature=0.9, seed=2))  # no human, no controls
+    first = SamplingParams(audio_temperature=0.6, visual_temperature=0.7, top_k=5, diffusion_steps=4, seed=1)
+    then = SamplingParams(audio_temperature=1.4, visual_temperature=1.3, diffusion_steps=4, seed=2)
+    rollout = _continued(model, human, first, then)
+    assert rollout.params == first and rollout.continued == ((3, then),)
+    assert rollout.segments() == [(0, 3, first), (3, FRAMES, then)]
+    recomputed = model.log_probs(rollout)
+    torch.testing.assert_close(recomputed.audio, rollout.audio_log_probs, atol=1e-4, rtol=0)
+    torch.testing.assert_close(recomputed.audio_sampling, rollout.audio_sampling_log_probs, atol=1e-4, rtol=0)
+    torch.testing.assert_close(recomputed.visual, rollout.visual_log_probs, atol=1e-3, rtol=1e-5)
+    # Scoring the whole rollout under the continuation's parameters (the old behaviour) is wrong
+    # on the prefix and right on the continuation.
+    r = model.config.audio_frames_per_video_frame
+    as_one = model.log_probs(rollout, then)
+    assert not torch.allclose(as_one.audio[:, : 3 * r], rollout.audio_log_probs[:, : 3 * r], atol=1e-3)
+    torch.testing.assert_close(as_one.audio[:, 3 * r :], rollout.audio_log_probs[:, 3 * r :], atol=1e-4, rtol=0)
+    # The segments survive the rollout file, and a continuation cannot change the denoising steps.
+    from model.rollout_store import rollout_from_bytes, rollout_to_bytes
+
+    stored = rollout_from_bytes(rollout_to_bytes(rollout))
+    assert stored.segments() == rollout.segments()
+    assert torch.equal(stored.audio_sampling_log_probs, rollout.audio_sampling_log_probs)
+    with pytest.raises(ValueError, match="denoising steps"):
+        StreamingSession.from_rollout(model, rollout, SamplingParams(diffusion_steps=6))
+
+
+def test_top_k_samples_get_finite_log_ratios_under_other_weights(model):
+    """Under other weights a top-k sample can fall outside their top k: its sampling-distribution
+    log-prob is -inf there, while the full-distribution one (what PPO uses) stays finite."""
+    human = random_batch(model.config, batch_size=1)
+    params = SamplingParams(audio_temperature=0.8, top_k=2, diffusion_steps=4, seed=3)
+    _, rollout = _stream(model, params, human)
+    other = make_model(seed=1)  # the same configuration, different weights (a policy after updates)
+    with torch.no_grad():
+        scored = other.log_probs(rollout)
+    sampled = rollout.audio_sampled
+    assert torch.isneginf(scored.audio_sampling[sampled]).any()  # the failure the full distribution avoids
+    log_ratio = scored.audio[sampled] - rollout.audio_log_probs[sampled]
+    assert torch.isfinite(log_ratio).all()
+    assert (log_ratio.abs() > 1e-3).any()  # the weights really differ
+    assert torch.isfinite(scored.visual - rollout.visual_log_probs).all()
+    # Under the sampling weights the full-distribution log-prob is below the top-k one (mass outside
+    # the top k is counted) and both are recomputed exactly.
+    assert (rollout.audio_log_probs[sampled] < rollout.audio_sampling_log_probs[sampled]).all()
+    mine = model.log_probs(rollout)
+    torch.testing.assert_close(mine.audio_sampling, rollout.audio_sampling_log_probs, atol=1e-4, rtol=0)
+
+
+def test_batched_log_probs_equal_single_ones_across_mixed_inputs_and_parameters(model):
+    human = random_batch(model.config, batch_size=1)
+    _, with_human = _stream(model, SamplingParams(audio_temperature=0.9, seed=1), human, missing_frames=(1,))
+    bare = model.generate(FRAMES, SamplingParams(audio_temperature=1.3, top_k=7, seed=2))  # no human, no controls
     batched = model.log_probs([with_human, bare])
     for i, rollout in enumerate([with_human, bare]):
         single = model.log_probs(rollout)
         torch.testing.assert_close(batched.audio[i], single.audio, atol=1e-5, rtol=0)
+        torch.testing.assert_close(batched.audio_sampling[i], single.audio_sampling, atol=1e-5, rtol=0)
         torch.testing.assert_close(batched.visual[i], single.visual, atol=1e-4, rtol=0)
         torch.testing.assert_close(batched.audio[i], rollout.audio_log_probs, atol=1e-4, rtol=0)
-    with pytest.raises(ValueError, match="different parameters"):
-        model.log_probs([with_human, model.generate(FRAMES, SamplingParams(audio_temperature=1.0, seed=3))])
+    with pytest.raises(ValueError, match="denoising steps"):
+        model.log_probs([with_human, model.generate(FRAMES, SamplingParams(diffusion_steps=4, seed=3))])
+
+
+def _rollout_on(config, device, seed: int, params: SamplingParams) -> Rollout:
+    """A rollout built from random tensors on `device`, as a PPO batch moved there would be."""
+    batch = AgentBatch.random(config, 1, FRAMES, torch.Generator().manual_seed(seed), device=device)
+    steps = FRAMES * config.audio_frames_per_video_frame
+    sampled = delay_valid_mask(config.num_codebooks, steps, device=device)
+    chain = torch.randn(FRAMES, params.diffusion_steps + 1, config.visual_tokens, config.visual_token_dim,
+                        generator=torch.Generator().manual_seed(seed)).to(device)
+    return Rollout(
+        audio_tokens=batch.agent_audio[0], audio_log_probs=torch.zeros(config.num_codebooks, steps, device=device),
+        audio_sampled=sampled, visual_tokens=chain[:, -1], visual_chain=chain,
+        visual_log_probs=torch.zeros(FRAMES, params.diffusion_steps - 1, config.visual_tokens, device=device),
+        params=params, human_audio=batch.human_audio[0], prompt=batch.prompt[0], identity=1,
+        present={"human_audio": torch.arange(FRAMES, device=device) != 2},
+        continued=((4, SamplingParams(audio_temperature=1.5, visual_temperature=0.5, top_k=3,
+                                      diffusion_steps=params.diffusion_steps)),),
+    )
+
+
+DEVICES = ["meta"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_batched_log_probs_run_with_every_tensor_on_the_rollouts_device(device):
+    """The PPO path on another device: batch masks, time features, diffusion schedules and
+    per-frame temperatures are all created where the rollouts are (a CPU tensor would fail)."""
+    config = AgentConfig.named("debug")
+    with torch.device(device):
+        model = AgentModel(config)
+    params = SamplingParams(audio_temperature=0.8, top_k=5, diffusion_steps=4)
+    rollouts = [_rollout_on(config, device, seed, params) for seed in (1, 2)]
+    scored = model.log_probs(rollouts)
+    steps = FRAMES * config.audio_frames_per_video_frame
+    assert scored.audio.shape == scored.audio_sampling.shape == (2, config.num_codebooks, steps)
+    assert scored.visual.shape == (2, FRAMES, 3, config.visual_tokens)
+    for tensor in (scored.audio, scored.audio_sampling, scored.visual):
+        assert tensor.device.type == device
+    batch = AgentBatch.concat([r.to_batch() for r in rollouts])
+    assert all(mask.device.type == device for mask in batch.present.values())
+    losses = model.loss(batch)
+    assert losses["loss"].device.type == device

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from model.agent import AgentConfig, PoseTokenizer, make_visual_tokenizer
+from model.agent import AgentConfig, DCTPixelTokenizer, PoseTokenizer, make_visual_tokenizer
 from model.agent.visual_tokens import MOTION_SCALE
 from model.motion import NUM_JOINTS, POSE_DIM, rest_pose
 
@@ -43,5 +43,26 @@ def test_bad_input_is_refused():
 def test_tiny_agent_follows_the_motion_contract():
     config = AgentConfig.named("tiny")
     assert POSE_DIM == 135 and config.trajectory_dim == 3 * NUM_JOINTS == 66
-    with pytest.raises(ValueError, match="unknown visual tokenizer 'pixel'"):
-        make_visual_tokenizer(AgentConfig.named("paper").visual_tokenizer)  # pixel video is a later issue
+
+
+def test_pixel_tokens_keep_a_frame_s_low_frequencies():
+    """The paper configuration's "pixel" kind: 32 tokens x 16 dims of a frame's lowest 2D-DCT
+    frequencies. A smooth image survives the round trip; fine detail (a checkerboard) does not."""
+    config = AgentConfig.named("paper")
+    tokenizer = make_visual_tokenizer(config.visual_tokenizer, num_tokens=config.visual_tokens,
+                                      token_dim=config.visual_token_dim)
+    assert isinstance(tokenizer, DCTPixelTokenizer) and tokenizer.produces == "pixels"
+    h, w = tokenizer.grid
+    y, x = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    smooth = torch.stack([x, y, 0.5 + 0.2 * torch.cos(3 * x)], dim=-1)  # (h, w, 3) gradients
+    frames = torch.stack([smooth, smooth.flip(-1)])  # (2, h, w, 3)
+    tokens = tokenizer.encode(frames)
+    assert tokens.shape == (2, 32, 16)
+    assert tokens.abs().max() < 10  # about unit scale, as the diffusion head expects
+    assert (tokenizer.decode(tokens) - frames).abs().mean() < 0.02
+    checker = ((torch.arange(h)[:, None] + torch.arange(w)[None, :]) % 2).float()[..., None].expand(h, w, 3)
+    assert (tokenizer.decode(tokenizer.encode(checker)) - checker).abs().mean() > 0.3
+    with pytest.raises(ValueError, match=r"\(\.\.\., H, W, 3\)"):
+        tokenizer.encode(torch.zeros(4, 4))
+    with pytest.raises(ValueError, match="unknown visual tokenizer"):
+        make_visual_tokenizer("titok")

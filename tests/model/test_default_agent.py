@@ -60,11 +60,21 @@ def test_the_default_agent_is_a_committed_safetensors_checkpoint_with_a_card():
     assert not [name for name in names if name.endswith(PICKLE_SUFFIXES)]
     check_safetensors(DEFAULT_AGENT_DIR / "model.safetensors")
     card = json.loads((DEFAULT_AGENT_DIR / "card.json").read_text())
-    assert "model.data.dialogue" in card["data"] and card["steps"] > 0
-    untrained_audio = math.log(AgentConfig.named("tiny").codebook_size + 1)  # uniform over the codes
-    for name in ("loss/audio", "heldout/audio"):
-        assert card["metrics"][name] < untrained_audio - 1.0
-    assert card["metrics"]["loss/diffusion"] < 1.0
+    assert "model.data" in card["data"] and card["steps"] > 0
+
+
+def test_the_default_agent_predicts_held_out_dialogue_far_better_than_an_untrained_one(default_codec, text_encoder):
+    """Measured here, not read from the card: the audio loss on a clip no training run saw."""
+    agent = load_agent("default")
+    clips = build_corpus(range(10_000, 10_001), default_codec, text_encoder, agent.config)
+    batch = window_batch(clips, clips[0].num_frames, agent.config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(DEFAULT_AGENT_SEED)
+        untrained = AgentModel.from_pretrained("tiny").eval()
+    trained_loss, untrained_loss = evaluate(agent, batch), evaluate(untrained, batch)
+    assert untrained_loss["audio"] > math.log(agent.config.codebook_size) - 0.5  # about uniform
+    assert trained_loss["audio"] < untrained_loss["audio"] - 2.0, (trained_loss, untrained_loss)
+    assert trained_loss["diffusion"] < 0.5 * untrained_loss["diffusion"], (trained_loss, untrained_loss)
 
 
 def test_the_default_agent_keeps_an_upright_body_near_rest(question_codes, text_encoder):
