@@ -17,7 +17,10 @@ class LabelingAppConfig(AppConfig):
         from django.contrib.auth import get_user_model
         from django.contrib.auth.signals import user_logged_out
 
+        from labeling_app import audit
         from labeling_app.authentication import forget_user
+
+        audit.register()
 
         # After migrate the permission rows exist; the role groups are kept in step with them.
         post_migrate.connect(_sync_roles_after_migrate, sender=self)

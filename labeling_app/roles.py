@@ -29,7 +29,6 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "add_agentvariant", "change_agentvariant",
         "export_comparisons", "add_preferencesnapshot",
         "add_trainingjob", "change_trainingjob",
-        "view_campaign_statistics",
     ],
     LEAD: [
         *_VIEW_ALL,

@@ -79,6 +79,10 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "auditlog",
     "labeling_app.apps.LabelingAppConfig",
 ]
 
@@ -91,6 +95,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Records who changed an audited record (labeling_app.audit).
+    "auditlog.middleware.AuditlogMiddleware",
 ]
 
 ROOT_URLCONF = "labeling_app.urls"
@@ -178,6 +184,31 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- REST API (labeling_app.api): leads only; sessions for the browser, tokens for scripts -------
+
+REST_FRAMEWORK = {
+    # Token first: a script without valid credentials gets 401 with WWW-Authenticate: Token.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["labeling_app.api.permissions.IsLead"],
+    "DEFAULT_PAGINATION_CLASS": "labeling_app.api.pagination.Cursor",
+    "PAGE_SIZE": 100,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON only: the browsable renderer would need inline script under the strict CSP.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Her RLHF API",
+    "DESCRIPTION": "Statistics, comparisons, snapshots, variants and jobs, for leads and their scripts.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["labeling_app.api.permissions.IsLead"],
+    # The five dimensions share one choice set: one schema enum for all of them.
+    "ENUM_NAME_OVERRIDES": {"JudgmentEnum": "labeling_app.models.choices.Judgment"},
+}
+
 # --- I18N ---------------------------------------------------------------------------------------
 
 LANGUAGE_CODE = "en-us"
@@ -258,6 +289,7 @@ CELERY_TASK_DEFAULT_QUEUE = "jobs"
 CELERY_TASK_ROUTES = {
     "workers.sampling.*": {"queue": "sampling"},
     "workers.jobs.*": {"queue": "jobs"},
+    "workers.stats.*": {"queue": "stats"},
 }
 CELERY_TASK_TRACK_STARTED = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -288,6 +320,12 @@ HER_UPLOAD_MAX_BYTES = env_int("HER_UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
 HER_UPLOAD_MAX_SECONDS = float(os.environ.get("HER_UPLOAD_MAX_SECONDS") or 60)
 # A running candidate whose heartbeat is older than this belongs to a dead worker (workers.sampling).
 HER_CANDIDATE_STALE_SECONDS = env_int("HER_CANDIDATE_STALE_SECONDS", 120)
+
+# Leads' statistics (labeling_app.stats.refresh): a stored report older than this is refreshed
+# by a worker when a lead opens it; a refresh is queued at most once per request interval.
+HER_STATS_MAX_AGE_SECONDS = env_int("HER_STATS_MAX_AGE_SECONDS", 600)
+HER_STATS_REQUEST_SECONDS = env_int("HER_STATS_REQUEST_SECONDS", 120)
+HER_STATS_BOOTSTRAP_ROUNDS = env_int("HER_STATS_BOOTSTRAP_ROUNDS", 500)
 
 # Demo users (annotator, engineer, lead) are created by `manage.py serve` in embedded mode only.
 HER_DEMO_USERS = env_bool("HER_DEMO_USERS", DEBUG)

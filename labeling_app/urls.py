@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from labeling_app.views import comparisons, guidelines, home, media, rounds, workspace
+from labeling_app.views import comparisons, guidelines, home, lead, media, rounds, workspace
 
 # The annotator workspace. Rounds and candidates appear in URLs only by their public UUIDs.
 labeling_patterns = [
@@ -20,10 +20,22 @@ labeling_patterns = [
     path("history/", workspace.history, name="history"),
 ]
 
+# Leads only: statistics, drill-downs and the audit trail (labeling_app.views.lead).
+lead_patterns = [
+    path("", lead.dashboard, name="dashboard"),
+    path("refresh/", lead.refresh_overall, name="refresh"),
+    path("campaigns/<int:campaign_id>/", lead.campaign, name="campaign"),
+    path("campaigns/<int:campaign_id>/refresh/", lead.refresh_campaign, name="refresh-campaign"),
+    path("campaigns/<int:campaign_id>/annotators/<int:user_id>/", lead.annotator, name="annotator"),
+    path("audit/", lead.audit, name="audit"),
+]
+
 urlpatterns = [
     path("", home.home, name="home"),
     path("healthz", home.healthz, name="healthz"),
     path("label/", include((labeling_patterns, "labeling"))),
+    path("lead/", include((lead_patterns, "lead"))),
+    path("api/", include(("labeling_app.api.urls", "api"))),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

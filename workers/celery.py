@@ -1,9 +1,9 @@
 """The Celery application of the worker fleet.
 
-Start a worker with ``celery -A workers worker -Q sampling,jobs``. Configuration comes from
+Start a worker with ``celery -A workers worker -Q sampling,jobs,stats``. Configuration comes from
 Django settings (``CELERY_*``), the same values the site's client uses, so both ends always
 agree on broker, serializer (JSON only) and routing (``workers.sampling.*`` -> ``sampling``,
-``workers.jobs.*`` -> ``jobs``).
+``workers.jobs.*`` -> ``jobs``, ``workers.stats.*`` -> ``stats``).
 """
 
 import os
@@ -18,4 +18,4 @@ django.setup()
 app = Celery("workers")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Task modules are listed, not discovered: a reader sees every task the fleet runs here.
-app.conf.imports = ("workers.health", "workers.sampling")
+app.conf.imports = ("workers.health", "workers.sampling", "workers.stats")

@@ -5,6 +5,7 @@ campaigns    Campaign, Scenario: which variants are compared, on what, by how ma
 assignments  Assignment: an item handed to one annotator, with an expiring lock
 rounds       Round, Candidate: the annotator's recorded turn and the agents' sampled responses
 comparisons  Comparison: the annotator's judgment of one candidate pair
+statistics   StatisticsReport: leads' statistics, precomputed by a worker
 training     PreferenceSnapshot, TrainingJob, TrainingMetric: what engineers train on and run
 """
 
@@ -13,6 +14,7 @@ from labeling_app.models.campaigns import Campaign, Scenario
 from labeling_app.models.choices import DIMENSIONS, Judgment, Overall
 from labeling_app.models.comparisons import Comparison
 from labeling_app.models.rounds import Candidate, Round
+from labeling_app.models.statistics import StatisticsReport
 from labeling_app.models.training import PreferenceSnapshot, TrainingJob, TrainingMetric
 from labeling_app.models.variants import AgentVariant
 
@@ -28,6 +30,7 @@ __all__ = [
     "PreferenceSnapshot",
     "Round",
     "Scenario",
+    "StatisticsReport",
     "TrainingJob",
     "TrainingMetric",
 ]

@@ -52,7 +52,7 @@ class Command(BaseCommand):
         if not no_worker:
             children.append(subprocess.Popen([
                 sys.executable, "-m", "celery", "-A", "workers", "worker",
-                "-Q", "sampling,jobs", "--concurrency", str(worker_concurrency),
+                "-Q", "sampling,jobs,stats", "--concurrency", str(worker_concurrency),
                 "--loglevel", "INFO", "--hostname", "embedded@%h",
             ]))
         self.stdout.write(self.style.SUCCESS(f"Site: http://{host}:{port}/  (Ctrl-C stops everything)"))
