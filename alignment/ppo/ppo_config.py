@@ -53,12 +53,20 @@ class PPOConfig:
     cliprange_value: float = field(default=0.2, metadata=_help("Clip range of the value update."))
     vf_coef: float = field(default=0.1, metadata=_help("Value loss weight (the critic has its own engine; this scales its loss)."))
     diffusion_coef: float = field(default=1.0, metadata=_help("Weight of the diffusion-step surrogate beside the token surrogate."))
+    diffusion_skip_noisiest: int = field(default=1, metadata=_help(
+        "Noisiest stochastic denoising steps left out of PPO's diffusion actions, surrogate and KL penalty (DDPO also "
+        "trains a subset of timesteps). At the first step from pure noise the cosine schedule multiplies the head's "
+        "noise error by ~2e4 in x0, so that step's Gaussian jumps under any update of the backbone (KL ~100 per "
+        "rollout after one 1e-5 step); its KL is still logged as ppo/kl_diffusion_noisiest."))
     # --- optimisation ----------------------------------------------------------------------------
     learning_rate: float = field(default=1e-5, metadata=_help("Actor AdamW learning rate."))
+    diffusion_learning_rate: float = field(default=1e-6, metadata=_help(
+        "Actor learning rate of the diffusion head, below the rest: one step's density spans a whole visual token."))
     critic_learning_rate: float = field(default=1e-4, metadata=_help("Critic AdamW learning rate."))
     max_grad_norm: float = field(default=1.0, metadata=_help("Gradient clipping of both engines."))
     deepspeed: str = field(default="zero2", metadata=_help(
         "A DeepSpeed config shipped in alignment/ppo/deepspeed/ (zero2, zero3); optimiser and batch sizes are filled in from this config."))
+    ranks: int = field(default=1, metadata=_help("DeepSpeed ranks (processes on this machine); more than 1 goes through the deepspeed launcher."))
     seed: int = field(default=0, metadata=_help("Seeds sampling (per rank and rollout) and minibatch order."))
     # --- bookkeeping -----------------------------------------------------------------------------
     save_steps: int = field(default=5, metadata=_help("Checkpoint every this many PPO steps (and at the end)."))
@@ -68,10 +76,12 @@ class PPOConfig:
 
     def __post_init__(self) -> None:
         positive = ("episode_frames", "total_steps", "batch_size", "mini_batch_size", "num_ppo_epochs", "corpus_prompts",
-                    "save_steps", "save_total_limit")
+                    "ranks", "save_steps", "save_total_limit")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.diffusion_skip_noisiest < 0 or self.diffusion_skip_noisiest >= self.diffusion_steps - 1:
+            raise ValueError(f"diffusion_skip_noisiest must lie in [0, diffusion_steps - 1), got {self.diffusion_skip_noisiest}")
         if self.batch_size % self.mini_batch_size:
             raise ValueError(f"mini_batch_size {self.mini_batch_size} must divide batch_size {self.batch_size}")
         if self.kl_coef < 0:
@@ -82,7 +92,8 @@ class PPOConfig:
             raise ValueError(f"kl_estimator must be 'k1' or 'k3', got {self.kl_estimator!r}")
         if not (0 <= self.gamma <= 1 and 0 <= self.lam <= 1):
             raise ValueError(f"gamma and lam must lie in [0, 1], got {self.gamma}, {self.lam}")
-        for name in ("cliprange", "cliprange_diffusion", "cliprange_value", "learning_rate", "critic_learning_rate"):
+        for name in ("cliprange", "cliprange_diffusion", "cliprange_value", "learning_rate", "diffusion_learning_rate",
+                     "critic_learning_rate"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.deepspeed not in deepspeed_config_names():

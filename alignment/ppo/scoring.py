@@ -15,13 +15,13 @@ Per-frame sums (`per_frame`) turn these into the T steps GAE runs over.
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 
 from alignment.ppo.core import categorical_entropy, gaussian_log_density
-from model.agent import AgentBatch, AgentModel, Rollout, SamplingParams
+from model.agent import AgentBatch, AgentModel, AgentOutput, Rollout, SamplingParams
 from model.agent.sampling import audio_log_distribution, pick_log_probs
 
 
@@ -100,9 +100,13 @@ def full_distribution(params: SamplingParams) -> SamplingParams:
     return dataclasses.replace(params, top_k=None)
 
 
-def evaluate(model: AgentModel, batch: RolloutBatch, with_entropy: bool = True) -> PolicyEvaluation:
-    """Score `batch` under `model` with one forward (differentiable when grad is enabled)."""
-    out = model(batch.inputs)
+def evaluate(model: AgentModel, batch: RolloutBatch, with_entropy: bool = True,
+             forward: Callable[[AgentBatch], AgentOutput] | None = None) -> PolicyEvaluation:
+    """Score `batch` under `model` with one forward (differentiable when grad is enabled).
+
+    `forward` runs the backbone pass instead of `model` itself: the model's DeepSpeed engine.
+    """
+    out = (forward or model)(batch.inputs)
     log_dist = audio_log_distribution(out.audio_logits.transpose(1, 2), full_distribution(batch.params))  # (B, K, S, V)
     audio = pick_log_probs(log_dist, batch.tokens, batch.sampled)
     entropy = (categorical_entropy(log_dist) * batch.sampled if with_entropy
