@@ -48,7 +48,9 @@ class Exchange:
         poses = np.asarray(self.poses, dtype=np.float32)
         if poses.ndim != 2 or poses.shape[1] != POSE_DIM or poses.shape[0] == 0:
             raise ValueError(f"poses must have shape (T, {POSE_DIM}) with T > 0, got {poses.shape}")
-        if self.fps <= 0 or self.sample_rate <= 0 or self.sample_rate % self.fps:
+        if float(self.fps).is_integer():  # the responder reports fps as a float derived from the codec
+            self.fps = int(self.fps)
+        if self.fps <= 0 or self.sample_rate <= 0 or not isinstance(self.fps, int) or self.sample_rate % self.fps:
             raise ValueError(f"sample rate {self.sample_rate} Hz must be a positive multiple of fps {self.fps}")
         if not 0 <= self.identity < len(IDENTITIES):
             raise ValueError(f"identity must lie in [0, {len(IDENTITIES)}), got {self.identity}")

@@ -151,3 +151,20 @@ def test_corpus_clips_score_the_ceiling(default_codec):
     assert metrics["intelligibility/wer_domain"] < 1.0
     wave = synthesize("Two plus two is four.", RATE).numpy()
     assert recognizers["domain"].transcribe(wave, RATE) == "two plus two is four"
+
+
+def test_an_exchange_from_a_real_responder_sample(default_codec):
+    from model.agent import SamplingParams
+    from model.metrics import exchange_from_response
+    from model.respond import Responder, ResponseConfig
+    from model.text import load_text_encoder
+    from model.zoo import load_agent
+
+    responder = Responder(load_agent("default"), default_codec, load_text_encoder("default"),
+                          ResponseConfig(response_seconds=0.5, width=64, height=64))
+    human = synthesize("Hello.", RATE).numpy()
+    response = responder.respond(human, "answer the question", 0, [], SamplingParams(seed=0))
+    exchange = exchange_from_response(response, default_codec, human, prompt="answer the question", identity=0)
+    assert exchange.num_frames == len(response.frames)
+    assert exchange.human_span[1] > exchange.human_span[0]
+    assert set(behaviour_metrics(exchange)) >= {"turn/listening", "lip_sync/correlation", "identity/body"}
