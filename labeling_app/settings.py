@@ -318,8 +318,28 @@ SESSION_COOKIE_HTTPONLY = True
 # A reverse proxy in front needs a body limit above HER_UPLOAD_MAX_BYTES.
 HER_UPLOAD_MAX_BYTES = env_int("HER_UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
 HER_UPLOAD_MAX_SECONDS = float(os.environ.get("HER_UPLOAD_MAX_SECONDS") or 60)
-# A running candidate whose heartbeat is older than this belongs to a dead worker (workers.sampling).
-HER_CANDIDATE_STALE_SECONDS = env_int("HER_CANDIDATE_STALE_SECONDS", 120)
+# The lifecycle of candidates and training jobs (labeling_app.lifecycle). A running row beats
+# every HER_HEARTBEAT_SECONDS; one whose heartbeat is older than its stale limit belongs to a
+# dead worker and is queued again. Each worker sweeps every HER_SWEEP_SECONDS; a queued row
+# whose message is older than HER_RESEND_SECONDS gets it again (it may have been lost).
+HER_HEARTBEAT_SECONDS = float(os.environ.get("HER_HEARTBEAT_SECONDS") or 5)
+HER_CANDIDATE_STALE_SECONDS = env_int("HER_CANDIDATE_STALE_SECONDS", 60)
+HER_JOB_STALE_SECONDS = env_int("HER_JOB_STALE_SECONDS", 120)
+HER_SWEEP_SECONDS = float(os.environ.get("HER_SWEEP_SECONDS") or 15)
+HER_RESEND_SECONDS = env_int("HER_RESEND_SECONDS", 120)
+HER_SAMPLING_MAX_ATTEMPTS = env_int("HER_SAMPLING_MAX_ATTEMPTS", 3)
+# After an unexpected error a row is queued again in this many seconds, doubling per attempt.
+HER_RETRY_BACKOFF_SECONDS = float(os.environ.get("HER_RETRY_BACKOFF_SECONDS") or 5)
+HER_JOB_MAX_ATTEMPTS = env_int("HER_JOB_MAX_ATTEMPTS", 3)
+# Per sampling attempt: the soft limit raises inside the task (the row is retried or failed),
+# the hard limit kills the worker process (a hung decode); both in seconds.
+HER_SAMPLING_SOFT_TIME_LIMIT = env_int("HER_SAMPLING_SOFT_TIME_LIMIT", 600)
+HER_SAMPLING_TIME_LIMIT = env_int("HER_SAMPLING_TIME_LIMIT", 660)
+if min(HER_CANDIDATE_STALE_SECONDS, HER_JOB_STALE_SECONDS) < 3 * HER_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured("HER_CANDIDATE_STALE_SECONDS and HER_JOB_STALE_SECONDS must be at least three "
+                               f"heartbeats (HER_HEARTBEAT_SECONDS={HER_HEARTBEAT_SECONDS:g}).")
+if not 0 < HER_SAMPLING_SOFT_TIME_LIMIT < HER_SAMPLING_TIME_LIMIT:
+    raise ImproperlyConfigured("HER_SAMPLING_SOFT_TIME_LIMIT must be positive and below HER_SAMPLING_TIME_LIMIT.")
 
 # Leads' statistics (labeling_app.stats.refresh): a stored report older than this is refreshed
 # by a worker when a lead opens it; a refresh is queued at most once per request interval.

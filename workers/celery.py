@@ -19,3 +19,7 @@ app = Celery("workers")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Task modules are listed, not discovered: a reader sees every task the fleet runs here.
 app.conf.imports = ("workers.health", "workers.sampling", "workers.stats")
+
+from workers.sweeper import Sweeper  # noqa: E402  (needs django.setup() above)
+
+app.steps["worker"].add(Sweeper)

@@ -1,76 +1,72 @@
 """The ``sampling`` queue: answer a recorded human turn with one agent variant.
 
-A task takes a candidate id only. It claims the row (idempotent: a finished candidate is left
-alone, a running one was abandoned by a dead worker and is sampled again), decodes the round's
-media, samples the variant with the model, renders the MP4, stores media and tokens, and marks
-the row ready. Bad media or a broken checkpoint is permanent: the row gets a readable error.
-A lost database connection is transient: the task retries with backoff.
+A task takes a candidate id only: claim an attempt (nothing to do when the candidate is
+finished or another live worker holds it), load the turn, let the model answer it, store the
+clip and the rollout under this attempt's own names, and complete the candidate through its
+action, which makes those files current only if this attempt still holds the row. Bad media
+or a broken checkpoint is permanent: the row gets a readable error. Any other error is retried
+with backoff and fails the row after its last attempt (``workers.attempts``). A worker that
+dies mid-task is recovered by the sweeper (``workers.sweeper``).
 """
+
+from __future__ import annotations
 
 import logging
 import tempfile
-import time
-from datetime import timedelta
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from celery.signals import worker_ready
 from django.conf import settings
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import InterfaceError, OperationalError
 
 from labeling_app.actions.candidates import (
     do_claim_candidate,
     do_complete_candidate,
     do_fail_candidate,
-    do_report_progress,
-    do_requeue_stale_candidates,
+    do_retry_or_fail_candidate,
 )
+from labeling_app.lifecycle import Attempt, Heartbeat
 from labeling_app.models import Candidate
 from model.agent import SamplingParams
 from model.media import MediaError, decode_audio, write_mp4
 from model.render import SceneObject
+from model.respond import AgentResponse
 from model.rollout_store import rollout_to_bytes
 from workers import agents
+from workers.attempts import guarded
 from workers.celery import app
 
 logger = logging.getLogger(__name__)
 
-# A running candidate whose heartbeat is older than this belongs to a dead worker.
-STALE_AFTER = timedelta(seconds=settings.HER_CANDIDATE_STALE_SECONDS)
-PROGRESS_INTERVAL_SECONDS = 1.0  # at most one progress write per second per candidate
+# Errors of the input or the variant itself: another attempt would fail the same way.
+PERMANENT = (MediaError, ValueError)
 
 
-@app.task(
-    name="workers.sampling.sample_candidate",
-    bind=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=2,
-    retry_backoff_max=60,
-    max_retries=8,
-)
+@app.task(name="workers.sampling.sample_candidate", bind=True,
+          soft_time_limit=settings.HER_SAMPLING_SOFT_TIME_LIMIT, time_limit=settings.HER_SAMPLING_TIME_LIMIT)
 def sample_candidate(self, candidate_id: int) -> str:
-    candidate = do_claim_candidate(candidate_id, worker=self.request.hostname or "worker")
-    if candidate is None:
+    claimed = do_claim_candidate(candidate_id, worker=self.request.hostname or "worker")
+    if claimed is None:
         return "nothing to do"
-    try:
-        response = _respond(candidate)
-    except (MediaError, ValueError) as exc:
-        logger.warning("candidate %s failed permanently: %s", candidate_id, exc)
-        do_fail_candidate(candidate_id, f"The agent could not answer this turn: {exc}")
-        return "failed"
-    media_name, tokens_name = _store(candidate, response)
-    do_complete_candidate(
-        candidate_id, attempt=candidate.attempts, media_name=media_name, tokens_name=tokens_name,
-        duration_seconds=response.duration_seconds, sample_seconds=response.sample_seconds,
-        render_seconds=response.render_seconds,
-    )
-    return "ready"
+    attempt, candidate = claimed
+    guard = guarded(attempt, permanent=PERMANENT, describe=lambda exc: f"The agent could not answer this turn: {exc}",
+                    fail=do_fail_candidate, retry_or_fail=do_retry_or_fail_candidate,
+                    time_limit=settings.HER_SAMPLING_SOFT_TIME_LIMIT)
+    with guard as heartbeat:
+        response = respond(candidate, heartbeat)
+        heartbeat.check()
+        files = StoredFiles.save(candidate, attempt, response)
+        if not do_complete_candidate(attempt, **files.fields(response)):
+            files.delete()
+            return "superseded"
+        return "ready"
+    return guard.outcome
 
 
-def _respond(candidate: Candidate):
+def respond(candidate: Candidate, heartbeat: Heartbeat) -> AgentResponse:
     """Decode the round's turn and sample the candidate's variant on it."""
     round_, variant, scenario = candidate.round, candidate.variant, candidate.round.scenario
     responder = agents.responder(variant.checkpoint)
@@ -89,13 +85,10 @@ def _respond(candidate: Candidate):
         seed=candidate.seed,
     )
     objects = [scene_object(item) for item in scenario.scene_objects]
-    last_report = [0.0]
 
     def progress(fraction: float) -> None:
-        now = time.monotonic()
-        if now - last_report[0] >= PROGRESS_INTERVAL_SECONDS:
-            last_report[0] = now
-            do_report_progress(candidate.pk, fraction)
+        heartbeat.check()  # stop sampling for an attempt that lost its row
+        heartbeat.progress = fraction
 
     return responder.respond(wave, scenario.agent_prompt, scenario.identity, objects, params, progress)
 
@@ -106,26 +99,35 @@ def scene_object(item: dict) -> SceneObject:
                        colour=tuple(item.get("colour", (210, 60, 50))), size=item.get("size", 0.1))
 
 
-def _store(candidate: Candidate, response) -> tuple[str, str]:
-    """Write the MP4 and the rollout to default storage under the candidate's opaque id."""
-    base = f"candidates/{candidate.public_id}"
-    media_name, tokens_name = f"{base}/response.mp4", f"{base}/rollout.safetensors"
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "response.mp4"
-        write_mp4(path, response.frames, response.fps, response.audio, response.sample_rate)
-        # A redelivered task overwrites what an earlier, dead attempt may have left.
-        for name in (media_name, tokens_name):
-            if default_storage.exists(name):
-                default_storage.delete(name)
-        with open(path, "rb") as handle:
-            media_name = default_storage.save(media_name, File(handle))
-    tokens_name = default_storage.save(tokens_name, ContentFile(rollout_to_bytes(response.rollout)))
-    return media_name, tokens_name
+@dataclass(frozen=True)
+class StoredFiles:
+    """One attempt's MP4 and rollout in default storage, under names no other attempt uses
+    (``candidates/<public id>/<attempt>/...``): an attempt only ever deletes its own files."""
 
+    media_name: str
+    tokens_name: str
 
-@worker_ready.connect
-def requeue_abandoned_candidates(sender=None, **kwargs) -> None:
-    """On start, queue again the candidates a dead worker left running (filesystem broker)."""
-    requeued = do_requeue_stale_candidates(STALE_AFTER)
-    if requeued:
-        logger.info("queued %d abandoned candidates again: %s", len(requeued), requeued)
+    @classmethod
+    def save(cls, candidate: Candidate, attempt: Attempt, response: AgentResponse) -> StoredFiles:
+        base = f"candidates/{candidate.public_id}/{attempt.number}"
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "response.mp4"
+            write_mp4(path, response.frames, response.fps, response.audio, response.sample_rate)
+            with open(path, "rb") as handle:
+                media_name = default_storage.save(f"{base}/response.mp4", File(handle))
+        try:
+            tokens_name = default_storage.save(f"{base}/rollout.safetensors",
+                                               ContentFile(rollout_to_bytes(response.rollout)))
+        except BaseException:
+            default_storage.delete(media_name)
+            raise
+        return cls(media_name, tokens_name)
+
+    def fields(self, response: AgentResponse) -> dict:
+        return dict(media_name=self.media_name, tokens_name=self.tokens_name,
+                    duration_seconds=response.duration_seconds, sample_seconds=response.sample_seconds,
+                    render_seconds=response.render_seconds)
+
+    def delete(self) -> None:
+        for name in (self.media_name, self.tokens_name):
+            default_storage.delete(name)

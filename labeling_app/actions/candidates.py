@@ -1,112 +1,56 @@
-"""Candidate status transitions, called by the sampling workers.
+"""Candidate transitions, called by the sampling workers (and by ``serve`` for a dead worker).
 
-queued -> running -> ready | failed. Every transition is a conditional update, so a task that is
-delivered twice (a worker died, the broker redelivered) can neither finish a candidate twice nor
-overwrite a finished one. A running candidate whose heartbeat stopped is queued again.
+The moves themselves are ``labeling_app.lifecycle``'s (conditional, per attempt); this module
+adds what a candidate's end means to the site: once a candidate is ready or failed, its
+annotator gets a full lock again to watch, judge or give the item back.
 """
 
-from datetime import timedelta
+from __future__ import annotations
 
-from django.db import transaction
-from django.utils import timezone
-
+from labeling_app import lifecycle
 from labeling_app.actions.assignments import extend_lock_after_sampling
+from labeling_app.lifecycle import CANDIDATES, Attempt
 from labeling_app.models import Candidate
-from labeling_app.queue import send_task_on_commit
-
-SAMPLE_TASK = "workers.sampling.sample_candidate"
 
 
-def do_claim_candidate(candidate_id: int, worker: str) -> Candidate | None:
-    """Mark the candidate running on ``worker`` and return it with its round, scenario and variant.
+def do_claim_candidate(candidate_id: int, worker: str) -> tuple[Attempt, Candidate] | None:
+    """Start an attempt on the candidate; None when there is nothing to do (see ``lifecycle.claim``).
 
-    Returns None when the row is gone or already ready/failed: the task then has nothing to do.
-    A candidate that is already running is claimed again: its message was delivered again
-    because the worker that held it died (late acknowledgement).
+    Returns the attempt and the row with its round, scenario and variant.
     """
-    with transaction.atomic():
-        candidate = (
-            Candidate.objects.select_for_update(of=("self",))
-            .select_related("round__scenario", "variant")
-            .filter(pk=candidate_id)
-            .first()
-        )
-        if candidate is None or candidate.status in (Candidate.Status.READY, Candidate.Status.FAILED):
-            return None
-        now = timezone.now()
-        candidate.status = Candidate.Status.RUNNING
-        candidate.attempts += 1
-        candidate.worker = worker[:200]
-        candidate.progress = 0.0
-        candidate.error = ""
-        candidate.started_at = now
-        candidate.heartbeat_at = now
-        candidate.save(update_fields=["status", "attempts", "worker", "progress", "error",
-                                      "started_at", "heartbeat_at"])
-    return candidate
+    attempt = lifecycle.claim(CANDIDATES, candidate_id, worker)
+    if attempt is None:
+        return None
+    candidate = Candidate.objects.select_related("round__scenario", "variant").get(pk=candidate_id)
+    return attempt, candidate
 
 
-def do_report_progress(candidate_id: int, progress: float) -> None:
-    """Record progress (0..1) and refresh the heartbeat of a running candidate."""
-    Candidate.objects.filter(pk=candidate_id, status=Candidate.Status.RUNNING).update(
-        progress=min(max(progress, 0.0), 1.0), heartbeat_at=timezone.now()
-    )
+def do_complete_candidate(attempt: Attempt, *, media_name: str, tokens_name: str, duration_seconds: float,
+                          sample_seconds: float, render_seconds: float) -> bool:
+    """Make this attempt's stored files the candidate's and mark it ready; False if superseded
+    (then the files are this attempt's alone, and the caller deletes them)."""
+    done = lifecycle.complete(attempt, media=media_name, tokens=tokens_name, duration_seconds=duration_seconds,
+                              sample_seconds=sample_seconds, render_seconds=render_seconds)
+    if done:
+        _extend_lock(attempt.pk)
+    return done
 
 
-def do_complete_candidate(
-    candidate_id: int,
-    *,
-    attempt: int,
-    media_name: str,
-    tokens_name: str,
-    duration_seconds: float,
-    sample_seconds: float,
-    render_seconds: float,
-) -> bool:
-    """Mark a running candidate ready with its stored artifacts; False if it was not running.
-
-    Only the ``attempt`` that holds the row completes it: a superseded attempt changes nothing.
-    """
-    updated = Candidate.objects.filter(pk=candidate_id, status=Candidate.Status.RUNNING,
-                                       attempts=attempt).update(
-        status=Candidate.Status.READY,
-        progress=1.0,
-        media=media_name,
-        tokens=tokens_name,
-        duration_seconds=duration_seconds,
-        sample_seconds=sample_seconds,
-        render_seconds=render_seconds,
-        finished_at=timezone.now(),
-        heartbeat_at=timezone.now(),
-    )
-    if updated:
-        extend_lock_after_sampling(Candidate.objects.values_list("round_id", flat=True).get(pk=candidate_id))
-    return bool(updated)
+def do_fail_candidate(attempt: Attempt, error: str) -> bool:
+    """Fail the candidate for good with a message engineers can read (annotators see a fixed one)."""
+    failed = lifecycle.fail(attempt, error)
+    if failed:
+        _extend_lock(attempt.pk)
+    return failed
 
 
-def do_fail_candidate(candidate_id: int, error: str) -> None:
-    """Record a permanent failure with a message an annotator can read."""
-    updated = Candidate.objects.filter(pk=candidate_id).exclude(status=Candidate.Status.READY).update(
-        status=Candidate.Status.FAILED, error=error[:2000], finished_at=timezone.now()
-    )
-    if updated:
-        extend_lock_after_sampling(Candidate.objects.values_list("round_id", flat=True).get(pk=candidate_id))
+def do_retry_or_fail_candidate(attempt: Attempt, error: str, countdown: float) -> str:
+    """Queue the candidate again after an unexpected error, or fail it on its last attempt."""
+    status = lifecycle.retry_or_fail(attempt, error, countdown)
+    if status == lifecycle.FAILED:
+        _extend_lock(attempt.pk)
+    return status
 
 
-def do_requeue_stale_candidates(stale_after: timedelta) -> list[int]:
-    """Queue again every running candidate whose heartbeat is older than ``stale_after``.
-
-    This is the recovery path for brokers without redelivery (kombu's filesystem transport):
-    a worker calls it when it starts.
-    """
-    cutoff = timezone.now() - stale_after
-    with transaction.atomic():
-        ids = list(
-            Candidate.objects.select_for_update()
-            .filter(status=Candidate.Status.RUNNING, heartbeat_at__lt=cutoff)
-            .values_list("pk", flat=True)
-        )
-        Candidate.objects.filter(pk__in=ids).update(status=Candidate.Status.QUEUED)
-        for candidate_id in ids:
-            send_task_on_commit(SAMPLE_TASK, candidate_id)
-    return ids
+def _extend_lock(candidate_id: int) -> None:
+    extend_lock_after_sampling(Candidate.objects.values_list("round_id", flat=True).get(pk=candidate_id))

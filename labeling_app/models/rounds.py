@@ -65,8 +65,10 @@ class Round(models.Model):
 class Candidate(models.Model):
     """One agent variant's sampled response to a round, rendered to MP4 for the annotator.
 
-    Workers own the status field: queued -> running -> ready | failed. ``public_id`` is the only
-    identifier that reaches an annotator's browser; it reveals nothing about the variant.
+    Workers own the lifecycle fields (status, attempts, worker, progress, error and the
+    timestamps), moved only by ``labeling_app.lifecycle``: queued -> running -> ready | failed.
+    ``public_id`` is the only identifier that reaches an annotator's browser; it reveals
+    nothing about the variant.
     """
 
     class Status(models.TextChoices):
@@ -95,9 +97,11 @@ class Candidate(models.Model):
     render_seconds = models.FloatField(null=True, blank=True, help_text="Time spent rendering.")
     error = models.TextField(blank=True)
     queued_at = models.DateTimeField(auto_now_add=True)
+    # When a sweeper or a retry last sent the task's message (null: only the one sent on commit).
+    sent_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
-    # Refreshed with every progress report; a running candidate whose heartbeat stopped belongs
-    # to a worker that died, and is queued again (see workers.sampling).
+    # Refreshed every few seconds while an attempt runs; a running candidate whose heartbeat
+    # stopped belongs to a worker that died, and is queued again (labeling_app.lifecycle).
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -33,7 +33,12 @@ class PreferenceSnapshot(models.Model):
 
 
 class TrainingJob(models.Model):
-    """A reward-model, PPO or SFT run launched on the ``jobs`` queue as a DeepSpeed subprocess."""
+    """A reward-model, PPO or SFT run launched on the ``jobs`` queue as a DeepSpeed subprocess.
+
+    The lifecycle fields (status, attempts, worker, progress, error, heartbeat and the
+    timestamps) move only through ``labeling_app.lifecycle``: queued -> running -> succeeded |
+    failed | cancelled. ``cancel_requested`` asks the worker of a running job to stop.
+    """
 
     class Kind(models.TextChoices):
         REWARD = "reward", "Reward model"
@@ -64,6 +69,10 @@ class TrainingJob(models.Model):
     output_dir = models.CharField(max_length=500, blank=True)
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True, help_text="The worker node of the current attempt.")
+    cancel_requested = models.BooleanField(default=False)
+    sent_at = models.DateTimeField(null=True, blank=True, help_text="When its message was last sent again.")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

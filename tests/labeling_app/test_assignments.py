@@ -148,10 +148,10 @@ class TestLateWork:
 def finish_sampling(round_pk: int) -> None:
     """What a worker does to each candidate of the round: claim it, store its clip, mark it ready."""
     for candidate in Candidate.objects.filter(round_id=round_pk):
-        claimed = do_claim_candidate(candidate.pk, worker="test-worker")
+        attempt, _ = do_claim_candidate(candidate.pk, worker="test-worker")
         name = default_storage.save(f"candidates/{candidate.public_id}/response.mp4",
                                     ContentFile(make_clip(container="mp4")))
-        assert do_complete_candidate(claimed.pk, attempt=claimed.attempts, media_name=name, tokens_name="",
+        assert do_complete_candidate(attempt, media_name=name, tokens_name="",
                                      duration_seconds=2.0, sample_seconds=1.0, render_seconds=1.0)
 
 

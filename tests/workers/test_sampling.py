@@ -2,115 +2,27 @@
 MP4 and a rollout, survives being killed mid-task, and fails bad media with a readable error."""
 
 import os
-import random
 import signal
-import time
-import uuid
 from datetime import timedelta
 
 import av
-import numpy as np
 import pytest
-from celery import Celery
-from django.contrib.auth import get_user_model
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from labeling_app.models import AgentVariant, Assignment, Campaign, Candidate, Round, Scenario
-from model.data.speech import synthesize
-from model.media import write_mp4
+from labeling_app.models import Candidate
 from model.rollout_store import rollout_from_bytes
-from tests.conftest import require_service, tcp_reachable
-
-REDIS_URL = os.environ.get("HER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-SAMPLE_TASK = "workers.sampling.sample_candidate"
+from tests.workers.conftest import (
+    FAST_LIFECYCLE,
+    SAMPLE_TASK,
+    finished,
+    make_candidates,
+    redis_client,
+    turn_clip,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def shared_media(tmp_path, settings):
-    """Media storage that this test process and the worker processes both see."""
-    media = tmp_path / "media"
-    media.mkdir()
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage",
-                    "OPTIONS": {"location": str(media)}},
-    }
-    return media
-
-
-@pytest.fixture
-def redis_worker_env(worker_env, shared_media):
-    require_service("Redis", tcp_reachable(REDIS_URL, 6379), REDIS_URL)
-    import redis
-
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    worker_env.update(
-        CELERY_BROKER_URL=REDIS_URL, CELERY_RESULT_BACKEND=REDIS_URL, HER_MEDIA_ROOT=str(shared_media),
-        # A message whose worker died is delivered again after this many seconds.
-        CELERY_VISIBILITY_TIMEOUT="8",
-    )
-    return worker_env
-
-
-def redis_client() -> Celery:
-    client = Celery("test-client", broker=REDIS_URL, backend=REDIS_URL)
-    client.conf.update(task_serializer="json", accept_content=["json"],
-                       task_routes={"workers.sampling.*": {"queue": "sampling"}},
-                       broker_transport_options={"visibility_timeout": 8})
-    return client
-
-
-def turn_clip(seconds_of_speech: str = "Hello there. Could you pick up the red cup for me?") -> bytes:
-    """A real recorded-turn stand-in: espeak-ng speech + a moving picture, H.264/AAC in MP4."""
-    wave = synthesize(seconds_of_speech, sample_rate=24_000).numpy()
-    frames_count = int(len(wave) / 24_000 * 24) + 1
-    frames = np.zeros((frames_count, 96, 128, 3), dtype=np.uint8)
-    for i in range(frames_count):
-        frames[i, :, (i * 3) % 128] = 255
-    path = f"/tmp/turn-{uuid.uuid4().hex}.mp4"
-    write_mp4(path, frames, 24, wave, 24_000)
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    finally:
-        os.unlink(path)
-
-
-def make_candidates(clip: bytes, extension: str = "mp4", duration: float = 3.0) -> list[Candidate]:
-    a = AgentVariant.objects.create(name=f"warm-{uuid.uuid4().hex[:6]}")
-    b = AgentVariant.objects.create(name=f"cool-{uuid.uuid4().hex[:6]}", audio_temperature=0.7,
-                                    visual_temperature=0.7)
-    campaign = Campaign.objects.create(name="w", slug=f"w-{uuid.uuid4().hex[:6]}", variant_a=a, variant_b=b,
-                                       status="active")
-    scenario = Scenario.objects.create(
-        campaign=campaign, title="cup", instructions="Ask for the cup", agent_prompt="pick up the cup",
-        scene_objects=[{"kind": "cup", "position": [0.3, 0.9, 0.25], "colour": [200, 40, 40]}],
-    )
-    user = get_user_model().objects.create_user(f"u{uuid.uuid4().hex[:6]}", password="x" * 12)
-    assignment = Assignment.objects.create(scenario=scenario, annotator=user,
-                                           expires_at=timezone.now() + timedelta(minutes=30))
-    round_ = Round(assignment=assignment, annotator=user, scenario=scenario, source="uploaded",
-                   media_extension=extension, media_sha256="0" * 64, size_bytes=len(clip), container=extension,
-                   duration_seconds=duration, has_audio=True, has_video=True, variant_a_on_left=random.random() < 0.5)
-    round_.media.save("turn." + extension, ContentFile(clip), save=False)
-    round_.save()
-    return [Candidate.objects.create(round=round_, variant=variant, seed=random.randrange(2**31))
-            for variant in (a, b)]
-
-
-def wait_for(predicate, timeout: float, worker=None, interval: float = 0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    log = worker.log_text() if worker is not None else ""
-    pytest.fail(f"timed out after {timeout} s; worker log:\n{log[-6000:]}")
 
 
 def test_a_worker_samples_both_candidates_of_a_round(redis_worker_env, start_worker):
@@ -120,7 +32,7 @@ def test_a_worker_samples_both_candidates_of_a_round(redis_worker_env, start_wor
     for candidate in candidates:
         client.send_task(SAMPLE_TASK, args=[candidate.pk])
     wait_for(lambda: Candidate.objects.filter(pk__in=[c.pk for c in candidates], status__in=["ready", "failed"]).count() == 2,
-             timeout=300, worker=worker)
+             300, worker)
 
     for candidate in candidates:
         candidate.refresh_from_db()
@@ -155,20 +67,21 @@ def test_a_worker_killed_mid_sampling_is_replaced_and_the_candidate_completes(re
     first = start_worker(redis_worker_env, queues="sampling")
     redis_client().send_task(SAMPLE_TASK, args=[candidate.pk])
     wait_for(lambda: Candidate.objects.filter(pk=candidate.pk, status="running", progress__gt=0).exists(),
-             timeout=240, worker=first)
+             240, first)
     os.killpg(first.process.pid, signal.SIGKILL)  # the whole worker, main process and pool child
     first.process.wait()
     candidate.refresh_from_db()
     assert candidate.status == "running" and candidate.attempts == 1
 
     second = start_worker(redis_worker_env, queues="sampling")
-    wait_for(lambda: Candidate.objects.filter(pk=candidate.pk, status__in=["ready", "failed"]).exists(),
-             timeout=300, worker=second)
+    wait_for(lambda: finished(candidate),
+             300, second)
     candidate.refresh_from_db()
     assert candidate.status == "ready", candidate.error
     assert candidate.attempts == 2
     assert candidate.worker == second.nodename
     assert default_storage.exists(candidate.media.name)
+    assert candidate.media.name.startswith(f"candidates/{candidate.public_id}/2/")
 
 
 def test_corrupt_media_fails_the_candidate_with_a_readable_error(redis_worker_env, start_worker):
@@ -176,24 +89,27 @@ def test_corrupt_media_fails_the_candidate_with_a_readable_error(redis_worker_en
     candidate = make_candidates(clip[: len(clip) // 3])[0]  # truncated: the moov atom is gone
     worker = start_worker(redis_worker_env, queues="sampling")
     redis_client().send_task(SAMPLE_TASK, args=[candidate.pk])
-    wait_for(lambda: Candidate.objects.filter(pk=candidate.pk, status="failed").exists(), timeout=180, worker=worker)
+    wait_for(lambda: Candidate.objects.filter(pk=candidate.pk, status="failed").exists(), 180, worker)
     candidate.refresh_from_db()
     assert candidate.error.startswith("The agent could not answer this turn:")
     assert candidate.attempts == 1
     assert not candidate.media
 
 
-def test_abandoned_running_candidates_are_requeued_when_a_worker_starts(worker_env, shared_media, start_worker, tmp_path):
-    """The filesystem broker has no redelivery: a starting worker picks up what a dead one left."""
+def test_abandoned_running_candidates_are_requeued_by_the_sweeper_on_the_filesystem_broker(
+    worker_env, shared_media, start_worker
+):
+    """The filesystem broker has no redelivery: the sweeper of a live worker picks up what a
+    dead one left (its heartbeat is stale), as on every broker."""
     candidate = make_candidates(turn_clip("Short turn."))[0]
     Candidate.objects.filter(pk=candidate.pk).update(
         status="running", attempts=1, heartbeat_at=timezone.now() - timedelta(minutes=10))
-    worker_env.update(HER_MEDIA_ROOT=str(shared_media))
+    worker_env.update(HER_MEDIA_ROOT=str(shared_media), **FAST_LIFECYCLE)
     worker_env.pop("CELERY_BROKER_URL", None)
     worker_env.pop("CELERY_RESULT_BACKEND", None)
     worker = start_worker(worker_env)
-    wait_for(lambda: Candidate.objects.filter(pk=candidate.pk, status__in=["ready", "failed"]).exists(),
-             timeout=300, worker=worker)
+    wait_for(lambda: finished(candidate),
+             300, worker)
     candidate.refresh_from_db()
     assert candidate.status == "ready", candidate.error
     assert candidate.attempts == 2
