@@ -91,7 +91,7 @@ def test_statistics_are_served_from_the_stored_report_with_their_freshness(clien
 
 def test_a_refresh_is_queued_once_however_many_requests_ask(client, voted, monkeypatch, django_capture_on_commit_callbacks):
     sent = []
-    monkeypatch.setattr("labeling_app.queue.client.send_task", lambda name, args, kwargs: sent.append((name, args)))
+    monkeypatch.setattr("labeling_app.queue.send_task_now", lambda name, *args, countdown=None: sent.append((name, args)))
     client.force_login(make_user(LEAD))
     with django_capture_on_commit_callbacks(execute=True):
         for _ in range(3):
