@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from alignment.ppo.metrics_file import read_metrics
+from alignment.metrics_log import read_metrics
 
 PANELS = (
     ("reward (RM score)", ("ppo/reward", "ppo/rlhf_reward")),

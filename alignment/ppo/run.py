@@ -72,8 +72,8 @@ def run_rank(config: PPOConfig) -> Path | None:
     import deepspeed
     import torch.distributed as dist
 
+    from alignment.metrics_log import MetricsLog
     from alignment.ppo.curves import plot_ppo_curves
-    from alignment.ppo.metrics_file import MetricsLog
     from alignment.ppo.trainer import PPOTrainer
     from alignment.reward.model import RewardModel
 

@@ -44,6 +44,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from alignment.metrics_log import MetricsLog
 from alignment.ppo.core import (
     clipped_policy_loss,
     clipped_value_loss,
@@ -57,7 +58,6 @@ from alignment.ppo.core import (
     whiten,
 )
 from alignment.ppo.kl_control import make_kl_controller
-from alignment.ppo.metrics_file import MetricsLog
 from alignment.ppo.ppo_config import PPOConfig
 from alignment.ppo.prompts import Prompt
 from alignment.ppo.rollouts import rollout_seed, sample_rollouts
