@@ -2,10 +2,17 @@
 
 History is read-only here: rounds, candidates, comparisons, snapshots and metrics are written by
 the site and the workers, never edited by hand, and nothing can be deleted from the admin.
+Leads deactivate and reactivate annotators here (``AccountAdmin``) and see login lockouts
+(django-axes' own admin).
 """
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import PermissionDenied
 
+from labeling_app.actions.accounts import do_set_active
+from labeling_app.authentication import end_sessions_of
 from labeling_app.models import (
     AgentVariant,
     Assignment,
@@ -18,6 +25,7 @@ from labeling_app.models import (
     TrainingJob,
     TrainingMetric,
 )
+from labeling_app.roles import ANNOTATOR, role_of
 
 
 class NoDeleteAdmin(admin.ModelAdmin):
@@ -168,3 +176,68 @@ class TrainingJobAdmin(NoDeleteAdmin):
 class TrainingMetricAdmin(ReadOnlyAdmin):
     list_display = ("job", "step", "name", "value", "logged_at")
     list_filter = ("name", "job")
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class AccountAdmin(DjangoUserAdmin):
+    """Users. Superusers get Django's full user admin. Leads (``change_user``) see annotators
+    only, and change nothing but whether the account is active: no passwords, roles, staff
+    flags or permissions, and no other staff account. Accounts are deactivated, never deleted
+    (their votes are history)."""
+
+    list_display = ("username", "role", "is_active", "last_login", "date_joined")
+    list_filter = ("is_active", "groups")
+    actions = ["deactivate", "reactivate"]
+    LEAD_FIELDS = ("username", "first_name", "last_name", "email", "is_active", "last_login", "date_joined")
+
+    def get_queryset(self, request):
+        users = super().get_queryset(request).prefetch_related("groups")
+        if request.user.is_superuser:
+            return users
+        return users.filter(is_superuser=False, is_staff=False, groups__name=ANNOTATOR)
+
+    @admin.display(description="role")
+    def role(self, user) -> str:
+        return role_of(user) or "-"
+
+    def get_fieldsets(self, request, obj=None):
+        if request.user.is_superuser:
+            return super().get_fieldsets(request, obj)
+        return [(None, {"fields": self.LEAD_FIELDS})]
+
+    def get_readonly_fields(self, request, obj=None):
+        if request.user.is_superuser:
+            return super().get_readonly_fields(request, obj)
+        return [name for name in self.LEAD_FIELDS if name != "is_active"]
+
+    def has_add_permission(self, request) -> bool:
+        return request.user.is_superuser
+
+    def save_model(self, request, obj, form, change):
+        if change and "is_active" in form.changed_data and obj.is_active:
+            end_sessions_of(obj.pk)  # reactivated: no session from before comes back (see do_set_active)
+        super().save_model(request, obj, form, change)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def user_change_password(self, request, id, form_url=""):
+        if not request.user.is_superuser:
+            raise PermissionDenied("Only an administrator can set another user's password.")
+        return super().user_change_password(request, id, form_url)
+
+    @admin.action(description="Deactivate the selected accounts (their sessions end at once)",
+                  permissions=["change"])
+    def deactivate(self, request, queryset):
+        count = do_set_active(list(queryset), active=False)
+        self.message_user(request, f"Deactivated {count} account(s); they are logged out everywhere.",
+                          messages.SUCCESS)
+
+    @admin.action(description="Reactivate the selected accounts", permissions=["change"])
+    def reactivate(self, request, queryset):
+        count = do_set_active(list(queryset), active=True)
+        self.message_user(request, f"Reactivated {count} account(s); they can log in again.", messages.SUCCESS)

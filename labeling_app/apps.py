@@ -18,7 +18,7 @@ class LabelingAppConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_out
 
         from labeling_app import audit
-        from labeling_app.authentication import forget_user
+        from labeling_app.authentication import end_sessions_of_inactive, forget_user
 
         audit.register()
 
@@ -29,3 +29,5 @@ class LabelingAppConfig(AppConfig):
         post_save.connect(forget_user, sender=user, dispatch_uid="forget-user-on-save")
         post_delete.connect(forget_user, sender=user, dispatch_uid="forget-user-on-delete")
         user_logged_out.connect(forget_user, dispatch_uid="forget-user-on-logout")
+        # A user saved as inactive (deactivated) loses every session at once.
+        post_save.connect(end_sessions_of_inactive, sender=user, dispatch_uid="end-sessions-of-inactive")

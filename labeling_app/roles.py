@@ -35,21 +35,29 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "add_campaign", "change_campaign", "add_scenario", "change_scenario",
         "change_assignment", "change_agentvariant",
         "view_campaign_statistics", "export_comparisons", "add_preferencesnapshot",
+        # Deactivate and reactivate annotators (admin.AnnotatorAdmin limits what else they see),
+        # read the login lockouts and lift one by deleting it (django-axes).
+        "auth.view_user", "auth.change_user",
+        "axes.view_accessattempt", "axes.delete_accessattempt", "axes.view_accessfailurelog",
     ],
 }
 
 
 def sync_roles() -> None:
-    """Create the role groups and set exactly the permissions listed above."""
+    """Create the role groups and set exactly the permissions listed above (a bare codename
+    is labeling_app's; another app's is written ``app_label.codename``)."""
     with transaction.atomic():
-        for role, codenames in ROLE_PERMISSIONS.items():
+        for role, names in ROLE_PERMISSIONS.items():
             group, _ = Group.objects.get_or_create(name=role)
-            permissions = list(
-                Permission.objects.filter(
-                    content_type__app_label="labeling_app", codename__in=codenames
-                )
-            )
-            missing = set(codenames) - {p.codename for p in permissions}
+            wanted = {tuple(name.split(".")) if "." in name else ("labeling_app", name) for name in names}
+            permissions = [
+                permission for permission in Permission.objects.filter(
+                    content_type__app_label__in={app for app, _ in wanted}, codename__in={c for _, c in wanted}
+                ).select_related("content_type")
+                if (permission.content_type.app_label, permission.codename) in wanted
+            ]
+            found = {(p.content_type.app_label, p.codename) for p in permissions}
+            missing = {".".join(pair) for pair in wanted - found}
             if missing:
                 raise RuntimeError(f"Role {role!r} names unknown permissions: {sorted(missing)}")
             group.permissions.set(permissions)

@@ -13,8 +13,9 @@ from django.utils import timezone
 
 from labeling_app.actions import Refused
 from labeling_app.actions.assignments import ensure_still_held
+from labeling_app.actions.playback import ClipEvidence, playback_problem
 from labeling_app.actions.rounds import ROUND_NOT_FOUND, left_and_right
-from labeling_app.models import Assignment, Campaign, Candidate, Comparison, Round, Scenario
+from labeling_app.models import Assignment, Campaign, Candidate, ClipServing, Comparison, Round, Scenario
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ def do_submit_comparison(annotator, round_public_id: uuid.UUID,
     against the campaign's dimensions; it is called once the round is read and locked, and
     whatever it raises (an invalid form) propagates with nothing written.
 
+    Refused unless the server has playback evidence (``actions.playback``): both clips served
+    to the annotator and the longer one's duration passed since the comparison page was.
+
     Idempotent by the vote's ``submission_token``: a retried POST gets the first comparison
     back and creates nothing. The assignment row is locked, which serialises concurrent votes
     on one round (also two POSTs racing with the same token); the unique token is the last guard.
@@ -60,6 +64,11 @@ def do_submit_comparison(annotator, round_public_id: uuid.UUID,
             left, right = left_and_right(round_, candidates, campaign.variant_a_id)
             if left.status != Candidate.Status.READY or right.status != Candidate.Status.READY:
                 raise Refused("Both responses must be ready and played before you vote.")
+            problem = playback_problem(round_.compare_served_at, [
+                ClipEvidence("A (left)", *left.evidence), ClipEvidence("B (right)", *right.evidence)],
+                timezone.now())
+            if problem:
+                raise Refused(problem)
             comparison = Comparison(
                 submission_token=vote.submission_token,
                 annotator=annotator,
@@ -95,9 +104,10 @@ def loaded_fields(model, **values):
 
 
 def _lock_round(annotator, round_public_id: uuid.UUID) -> tuple[Round, Assignment, list[Candidate]]:
-    """The annotator's round with its campaign, its assignment (row locked) and its candidates.
+    """The annotator's round with its campaign, its assignment (row locked) and its candidates,
+    each with its playback evidence (``candidate.evidence``: duration, size and bytes served).
 
-    One statement, where the ORM would take four: the vote is the hottest request, and each
+    One statement, where the ORM would take five: the vote is the hottest request, and each
     ORM query costs more Python than the database spends answering it. The instances hold only
     the fields read here; any other loads on access (see ``loaded_fields``). Raises ``Refused``
     (404) when the round does not exist or is not the annotator's.
@@ -109,12 +119,14 @@ def _lock_round(annotator, round_public_id: uuid.UUID) -> tuple[Round, Assignmen
     sql = (
         "SELECT r.id, r.assignment_id, r.scenario_id, r.variant_a_on_left, s.campaign_id, c.status, "
         "c.dimensions, c.variant_a_id, c.overlap, c.lock_minutes, a.status, a.expires_at, "
-        "cand.id, cand.variant_id, cand.status "
+        "r.compare_served_at, cand.id, cand.variant_id, cand.status, cand.duration_seconds, "
+        "cs.size_bytes, cs.served_bytes "
         f"FROM {quote(Round._meta.db_table)} r "
         f"JOIN {quote(Scenario._meta.db_table)} s ON s.id = r.scenario_id "
         f"JOIN {quote(Campaign._meta.db_table)} c ON c.id = s.campaign_id "
         f"JOIN {quote(Assignment._meta.db_table)} a ON a.id = r.assignment_id "
         f"LEFT JOIN {quote(Candidate._meta.db_table)} cand ON cand.round_id = r.id "
+        f"LEFT JOIN {quote(ClipServing._meta.db_table)} cs ON cs.candidate_id = cand.id "
         "WHERE r.public_id = %s AND r.annotator_id = %s ORDER BY cand.id"
     )
     if connection.features.has_select_for_update:
@@ -126,9 +138,8 @@ def _lock_round(annotator, round_public_id: uuid.UUID) -> tuple[Round, Assignmen
     if not rows:
         raise Refused(ROUND_NOT_FOUND, 404)
     (pk, assignment_id, scenario_id, variant_a_on_left, campaign_id, campaign_status, dimensions, variant_a_id,
-     overlap, lock_minutes, assignment_status, expires_at) = rows[0][:12]
-    if settings.USE_TZ and timezone.is_naive(expires_at):
-        expires_at = timezone.make_aware(expires_at, UTC)  # SQLite returns naive UTC
+     overlap, lock_minutes, assignment_status, expires_at, compare_served_at) = rows[0][:13]
+    expires_at, compare_served_at = _aware(expires_at), _aware(compare_served_at)
     campaign = loaded_fields(
         Campaign, id=campaign_id, status=campaign_status, variant_a_id=variant_a_id, overlap=overlap,
         lock_minutes=lock_minutes,
@@ -138,13 +149,24 @@ def _lock_round(annotator, round_public_id: uuid.UUID) -> tuple[Round, Assignmen
     scenario.campaign = campaign
     round_ = loaded_fields(Round, id=pk, public_id=round_public_id, assignment_id=assignment_id,
                            scenario_id=scenario_id, annotator_id=annotator.pk,
-                           variant_a_on_left=bool(variant_a_on_left))
+                           variant_a_on_left=bool(variant_a_on_left), compare_served_at=compare_served_at)
     round_.scenario = scenario
     assignment = loaded_fields(Assignment, id=assignment_id, scenario_id=scenario_id, status=assignment_status,
                                expires_at=expires_at)
-    candidates = [loaded_fields(Candidate, id=cand_pk, round_id=pk, variant_id=variant_id, status=status)
-                  for *_, cand_pk, variant_id, status in rows if cand_pk is not None]
+    candidates = []
+    for *_, cand_pk, variant_id, status, duration, size_bytes, served_bytes in rows:
+        if cand_pk is not None:
+            candidate = loaded_fields(Candidate, id=cand_pk, round_id=pk, variant_id=variant_id, status=status,
+                                      duration_seconds=duration)
+            candidate.evidence = (duration, size_bytes, served_bytes)
+            candidates.append(candidate)
     return round_, assignment, candidates
+
+
+def _aware(value):
+    if value is not None and settings.USE_TZ and timezone.is_naive(value):
+        return timezone.make_aware(value, UTC)  # SQLite returns naive UTC
+    return value
 
 
 def _insert_and_complete(comparison: Comparison, assignment: Assignment) -> None:

@@ -60,7 +60,11 @@ def do_create_round(assignment_id: int, annotator, source: str, checked: Checked
                 round_.media.save("turn", File(handle), save=False)
             stored = round_
             round_.save()
-            for variant_id in (campaign.variant_a_id, campaign.variant_b_id):
+            # Queued in random order: with a fixed order the first response ready would tell
+            # which variant is which, however the sides are drawn.
+            variants = [campaign.variant_a_id, campaign.variant_b_id]
+            rng.shuffle(variants)
+            for variant_id in variants:
                 candidate = Candidate.objects.create(
                     round=round_, variant_id=variant_id, seed=rng.randrange(SEED_LIMIT)
                 )

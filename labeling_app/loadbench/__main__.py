@@ -53,7 +53,7 @@ class Phase:
     def record(self, endpoint: str, started: float) -> None:
         """Record one request to ``endpoint`` sent at ``started`` (``time.perf_counter()``)."""
         self.latencies[endpoint].append(time.perf_counter() - started)
-        if self.progress is not None and not endpoint.endswith(" (retry)"):  # retries are extra
+        if self.progress is not None and endpoint in self.seconds_by_endpoint:  # retries and clips are extra
             self.progress.update()
 
 
@@ -139,6 +139,27 @@ async def fetch_next_items(client: Client, count: int, deadline: float, phase: P
             phase.errors["next item"] += 1
 
 
+async def play_items(client: Client, round_ids: list[str], deadline: float, phase: Phase) -> None:
+    """Open each item's comparison page and fetch both clips, as a browser playing them does:
+    the site accepts a vote only after it served both (its playback evidence)."""
+    for round_id in round_ids:
+        if time.monotonic() > deadline:
+            return
+        started = time.perf_counter()
+        page = await client.request("GET", f"/label/round/{round_id}/compare/")
+        phase.record("compare page", started)
+        clips = re.findall(rb'<video id="video-(?:left|right)"[^>]*src="([^"]+)"', page.body)
+        if page.status != 200 or len(clips) != 2:
+            phase.errors["compare page"] += 1
+            continue
+        for clip in clips:
+            started = time.perf_counter()
+            response = await client.request("GET", clip.decode())
+            phase.record("clip", started)
+            if response.status != 200 or not response.body:
+                phase.errors["clip"] += 1
+
+
 async def submit_votes(client: Client, round_ids: list[str], deadline: float, phase: Phase,
                        rng: np.random.Generator) -> None:
     """Vote on each of this annotator's items in turn, retrying a few votes with the same token."""
@@ -167,28 +188,37 @@ async def submit_votes(client: Client, round_ids: list[str], deadline: float, ph
 
 async def run_level(port: int, usernames: list[str], rounds_by_user: dict[str, list[str]], votes: int,
                     seconds: float, password: str) -> Phase:
-    """Log the annotators in, then measure the baseline, next-item fetches and vote submissions.
+    """Log the annotators in, then measure the baseline, next-item fetches, the comparison
+    pages with both clips (the playback a vote needs), then vote submissions.
 
     Each annotator votes on the first ``quota`` of its remaining items, which are then used up.
     """
+    from labeling_app.loadbench.seed import CLIP_SECONDS
+
     phase = Phase(clients=len(usernames))
     clients = [Client("127.0.0.1", port) for _ in usernames]
     await asyncio.gather(*(login(c, u, password) for c, u in zip(clients, usernames)))
     quota = -(-votes // len(clients))
 
-    async def stage(endpoint: str, requests) -> None:
+    async def stage(endpoint: str, requests, also: tuple[str, ...] = ()) -> None:
         started = time.monotonic()
+        phase.seconds_by_endpoint[endpoint] = 0.0
         with tqdm(total=quota * len(clients), desc=f"{len(clients)} annotators: {endpoint}", unit="req",
                   leave=False, disable=None) as phase.progress:
             await asyncio.gather(*requests(started + seconds))
         phase.progress = None
-        phase.seconds_by_endpoint[endpoint] = time.monotonic() - started
+        for name in (endpoint, *also):  # requests made within the stage share its duration
+            phase.seconds_by_endpoint[name] = time.monotonic() - started
 
     await stage(BASELINE, lambda deadline: (fetch_health(c, quota, deadline, phase) for c in clients))
     await stage("next item", lambda deadline: (fetch_next_items(c, quota, deadline, phase) for c in clients))
+    to_judge = [take(rounds_by_user[u], quota) for u in usernames]
+    await stage("compare page", lambda deadline: (play_items(c, r, deadline, phase) for c, r in zip(clients, to_judge)),
+                also=("clip",))
+    await asyncio.sleep(CLIP_SECONDS)  # a vote comes at least one clip's duration after its page
     await stage("vote", lambda deadline: (
-        submit_votes(c, take(rounds_by_user[u], quota), deadline, phase, np.random.default_rng(i))
-        for i, (c, u) in enumerate(zip(clients, usernames))))
+        submit_votes(c, r, deadline, phase, np.random.default_rng(i))
+        for i, (c, r) in enumerate(zip(clients, to_judge))))
     await asyncio.gather(*(c.close() for c in clients))
     return phase
 

@@ -1,7 +1,9 @@
 """Seed the benchmark database: annotators, and items whose two candidates are ready to judge.
 
 Rounds and candidates are written directly (no upload, no sampling): the benchmark measures
-the site's next-item and vote endpoints, not the workers.
+the site's next-item and vote endpoints, not the workers. Every candidate points at one short
+stored clip, which the simulated annotators fetch before they vote, as a browser plays it (the
+site refuses a vote without that playback evidence).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
@@ -20,6 +24,9 @@ from labeling_app.models import AgentVariant, Assignment, Campaign, Candidate, R
 
 PASSWORD = "loadbench-password"
 USERNAME = "loadbench-{:03d}"
+# The clip every candidate shows: short, so that a vote may follow its fetch almost at once.
+CLIP_SECONDS = 0.5
+CLIP_BYTES = 48 * 1024
 
 
 @transaction.atomic
@@ -42,6 +49,7 @@ def seed(items_per_annotator: list[int]) -> dict[str, list[str]]:
         variant_b=variant_b, overlap=1, status=Campaign.Status.ACTIVE, lock_minutes=24 * 60,
     )
     owners = [user for user, count in zip(users, items_per_annotator) for _ in range(count)]
+    clip = default_storage.save("candidates/loadbench/clip.mp4", ContentFile(random.randbytes(CLIP_BYTES)))
     scenarios = Scenario.objects.bulk_create(
         [Scenario(campaign=campaign, title=f"item {n}", instructions="Say hello.", position=n)
          for n in range(len(owners))]
@@ -60,7 +68,7 @@ def seed(items_per_annotator: list[int]) -> dict[str, list[str]]:
     )
     Candidate.objects.bulk_create(
         [Candidate(round=round_, variant=variant, seed=random.randrange(2**31), status=Candidate.Status.READY,
-                   progress=1.0, media=f"candidates/loadbench/{round_.pk}-{variant.pk}.mp4", duration_seconds=4.0)
+                   progress=1.0, media=clip, duration_seconds=CLIP_SECONDS)
          for round_ in rounds for variant in (variant_a, variant_b)]
     )
     rounds_by_user: dict[str, list[str]] = {user.username: [] for user in users}

@@ -4,6 +4,7 @@ variants     AgentVariant: a checkpoint plus sampling parameters that annotators
 campaigns    Campaign, Scenario: which variants are compared, on what, by how many annotators
 assignments  Assignment: an item handed to one annotator, with an expiring lock
 rounds       Round, Candidate: the annotator's recorded turn and the agents' sampled responses
+playback     ClipServing: what of each clip the server sent to its annotator (proof of playback)
 comparisons  Comparison: the annotator's judgment of one candidate pair
 statistics   StatisticsReport: leads' statistics, precomputed by a worker
 training     PreferenceSnapshot, TrainingJob, TrainingMetric: what engineers train on and run
@@ -13,6 +14,7 @@ from labeling_app.models.assignments import Assignment
 from labeling_app.models.campaigns import Campaign, Scenario
 from labeling_app.models.choices import DIMENSIONS, Judgment, Overall
 from labeling_app.models.comparisons import Comparison
+from labeling_app.models.playback import ClipServing
 from labeling_app.models.rounds import Candidate, Round
 from labeling_app.models.statistics import StatisticsReport
 from labeling_app.models.training import PreferenceSnapshot, TrainingJob, TrainingMetric
@@ -24,6 +26,7 @@ __all__ = [
     "Assignment",
     "Campaign",
     "Candidate",
+    "ClipServing",
     "Comparison",
     "Judgment",
     "Overall",

@@ -44,6 +44,9 @@ class Round(models.Model):
     has_video = models.BooleanField()
     # Which variant is shown on the left is decided once, at random, when the round is made.
     variant_a_on_left = models.BooleanField()
+    # When the comparison page was first sent to the annotator: a vote must come at least the
+    # longer clip's duration later (playback evidence, with models.playback.ClipServing).
+    compare_served_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from labeling_app.actions import Refused
 from labeling_app.actions.comparisons import Vote, do_submit_comparison
+from labeling_app.actions.playback import do_record_compare_served
 from labeling_app.actions.rounds import ROUND_NOT_FOUND, left_and_right
 from labeling_app.forms import ComparisonForm
 from labeling_app.models import DIMENSIONS, Candidate, Comparison, Judgment, Overall, Round
@@ -46,6 +47,7 @@ def compare(request: HttpRequest, round_id) -> HttpResponse:
     if left.status != Candidate.Status.READY or right.status != Candidate.Status.READY:
         return redirect("labeling:item", round_.assignment_id)
     dimensions = [GUIDE_BY_KEY[d] for d in DIMENSIONS if d in campaign.dimensions]
+    do_record_compare_served(round_)  # the vote must come at least the longer clip's duration later
     return render(request, "labeling/compare.html", {
         "round": round_,
         "scenario": round_.scenario,

@@ -5,15 +5,21 @@ Files are never served from a public directory. Every response carries a fixed c
 nosniff`` and ``Content-Disposition: inline`` with a fixed file name, so neither the stored
 name nor the bytes can make a browser treat the file as a page. Single byte ranges are
 honoured: browsers need them to seek (restarting both clips of a pair).
+
+A candidate's clip sent to its own annotator is playback evidence: the bytes that actually
+went out (counted as the server hands them over, so a dropped request counts only what it
+got) are recorded with ``actions.playback``, and a vote needs both clips served.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.http import require_safe
 
+from labeling_app.actions.playback import do_record_clip_served
 from labeling_app.media_checks import content_type_for
 from labeling_app.models import Candidate, Round
 
@@ -27,7 +33,10 @@ def _may_view(user, owner_id: int, permission: str) -> bool:
     return user.pk == owner_id or (user.is_staff and user.has_perm(permission))
 
 
-def _serve(request: HttpRequest, field_file, content_type: str, filename: str) -> HttpResponse:
+def _serve(request: HttpRequest, field_file, content_type: str, filename: str,
+           on_sent: Callable[[int, int, int], None] | None = None) -> HttpResponse:
+    """The file, or the requested byte range of it; ``on_sent(size, start, sent)`` is called
+    once the body is done (finished or dropped) with the bytes that went out."""
     storage = field_file.storage
     size = storage.size(field_file.name)
     handle = storage.open(field_file.name, "rb")
@@ -46,14 +55,16 @@ def _serve(request: HttpRequest, field_file, content_type: str, filename: str) -
             response["Content-Range"] = f"bytes */{size}"
             return response
         partial = True
-    if partial:
-        handle.seek(start)
-        response = StreamingHttpResponse(_read(handle, end - start + 1), status=206, content_type=content_type)
-        response["Content-Range"] = f"bytes {start}-{end}/{size}"
-        response["Content-Length"] = str(end - start + 1)
+    if request.method == "HEAD":
+        handle.close()
+        body = iter(())
     else:
-        response = FileResponse(handle, content_type=content_type)
-        response["Content-Length"] = str(size)
+        handle.seek(start)
+        body = _read(handle, end - start + 1, (lambda sent: on_sent(size, start, sent)) if on_sent else None)
+    response = StreamingHttpResponse(body, status=206 if partial else 200, content_type=content_type)
+    if partial:
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    response["Content-Length"] = str(end - start + 1)
     response["Accept-Ranges"] = "bytes"
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Disposition"] = f'inline; filename="{filename}"'
@@ -61,16 +72,21 @@ def _serve(request: HttpRequest, field_file, content_type: str, filename: str) -
     return response
 
 
-def _read(handle, length: int):
+def _read(handle, length: int, on_sent: Callable[[int], None] | None):
+    """Up to ``length`` bytes of ``handle`` in blocks; a block counts as sent once the server
+    asks for the next one (it was written), so a client that hangs up is not credited with it."""
+    sent = 0
     try:
-        while length > 0:
-            block = handle.read(min(CHUNK, length))
+        while sent < length:
+            block = handle.read(min(CHUNK, length - sent))
             if not block:
                 break
-            length -= len(block)
             yield block
+            sent += len(block)
     finally:
         handle.close()
+        if on_sent is not None:
+            on_sent(sent)
 
 
 @require_safe
@@ -85,7 +101,13 @@ def candidate_media(request: HttpRequest, candidate_id) -> HttpResponse:
         request.user, candidate.round.annotator_id, "labeling_app.view_candidate"
     ):
         raise Http404("No such response.")
-    return _serve(request, candidate.media, "video/mp4", "response.mp4")
+    # Only what the round's own annotator receives is evidence that they watched it.
+    own = request.user.pk == candidate.round.annotator_id
+
+    def record(size: int, start: int, sent: int) -> None:
+        do_record_clip_served(candidate.pk, size, start, sent)
+
+    return _serve(request, candidate.media, "video/mp4", "response.mp4", on_sent=record if own else None)
 
 
 @require_safe

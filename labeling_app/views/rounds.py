@@ -109,18 +109,41 @@ class _local_copy:
 
 
 def candidate_state(candidate: Candidate) -> dict:
-    return {
-        "status": candidate.status,
-        "progress": round(candidate.progress, 3),
-        "message": STATUS_MESSAGES[candidate.status],
+    return {"status": candidate.status, "message": STATUS_MESSAGES[candidate.status]}
+
+
+def pair_state(left: Candidate, right: Candidate) -> dict:
+    """What the waiting page shows: one progress for the pair, symmetric in its two sides.
+
+    Nothing here may tell which side is further along (the first response ready would
+    reveal which variant is which): the progress is the mean of both, the message depends
+    only on the set of statuses. Only a failure names its side, so the annotator knows why.
+    """
+    statuses = {left.status, right.status}
+    done = [1.0 if c.status in (Candidate.Status.READY, Candidate.Status.FAILED) else c.progress for c in (left, right)]
+    if statuses == {Candidate.Status.QUEUED}:
+        message = STATUS_MESSAGES[Candidate.Status.QUEUED]
+    elif statuses == {Candidate.Status.READY}:
+        message = "Both responses are ready."
+    else:
+        message = "The agent is responding…"
+    state = {
+        "progress": round(sum(done) / 2, 2),
+        "message": message,
+        "ready": statuses == {Candidate.Status.READY},
+        "failed": Candidate.Status.FAILED in statuses,
     }
+    if state["failed"]:
+        state["left"], state["right"] = candidate_state(left), candidate_state(right)
+    return state
 
 
 @never_cache
 @require_GET
 @annotator_required(json=True)
 def status(request: HttpRequest, round_id) -> JsonResponse:
-    """``{"left": {status, progress, message}, "right": {...}, "ready", "failed", "compare_url"}``."""
+    """``{"progress", "message", "ready", "failed", "compare_url"}`` for the pair; when a side
+    failed, also ``"left"`` and ``"right"``: ``{status, message}``."""
     round_ = (
         Round.objects.filter(public_id=round_id, annotator=request.user)
         .select_related("scenario__campaign")
@@ -131,11 +154,4 @@ def status(request: HttpRequest, round_id) -> JsonResponse:
         return json_error(ROUND_NOT_FOUND, 404)
     candidates = list(Candidate.objects.filter(round=round_).order_by("pk").only("pk", "variant", "status", "progress"))
     left, right = left_and_right(round_, candidates, round_.scenario.campaign.variant_a_id)
-    statuses = {left.status, right.status}
-    return JsonResponse({
-        "left": candidate_state(left),
-        "right": candidate_state(right),
-        "ready": statuses == {Candidate.Status.READY},
-        "failed": Candidate.Status.FAILED in statuses,
-        "compare_url": reverse("labeling:compare", args=[round_.public_id]),
-    })
+    return JsonResponse({**pair_state(left, right), "compare_url": reverse("labeling:compare", args=[round_.public_id])})

@@ -17,13 +17,14 @@ import time
 import urllib.request
 import wave
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
-from labeling_app.models import Candidate, Comparison
+from labeling_app.models import Candidate, ClipServing, Comparison
 from model.data.speech import synthesize
 from tests.conftest import REPO_ROOT, UNDER_CI, database_url_for_subprocess, free_port, require_service, tcp_reachable
 
@@ -120,6 +121,10 @@ def test_an_annotator_records_a_turn_and_judges_both_responses(deployment, brows
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(30_000)
+    # The Content-Security-Policy allows no inline code: a page relying on some would log this.
+    csp_violations: list[str] = []
+    page.on("console", lambda message: csp_violations.append(message.text)
+            if "Content Security Policy" in message.text else None)
     try:
         page.goto(base + "/accounts/login/")
         page.fill("#id_username", "annotator")
@@ -143,8 +148,10 @@ def test_an_annotator_records_a_turn_and_judges_both_responses(deployment, brows
         right_src = page.get_attribute("#video-right", "src")
         assert page.get_attribute("#submit-vote", "disabled") is not None  # locked until both played
         page.click("#play-both")
+        # Predicates are functions, not strings: the page's policy forbids eval, which a
+        # string predicate would need.
         page.wait_for_function(
-            "document.getElementById('plays-left').textContent === '1'"
+            "() => document.getElementById('plays-left').textContent === '1'"
             " && document.getElementById('plays-right').textContent === '1'", timeout=120_000)
         page.wait_for_selector("#submit-vote:enabled")
 
@@ -182,13 +189,14 @@ def test_an_annotator_records_a_turn_and_judges_both_responses(deployment, brows
 
         page.route("**/vote/", flaky)
         page.keyboard.press("Control+Enter")
-        page.wait_for_function("document.getElementById('vote-message').textContent"
+        page.wait_for_function("() => document.getElementById('vote-message').textContent"
                                ".startsWith('The server could not be reached')")
         network["mode"] = "lose the answer"
         page.keyboard.press("Control+Enter")
         page.wait_for_url(re.compile(r"/label/\?saved=1$"))
         assert seen == ["down", "down", "down", "lose the answer", "up"]
         assert page.is_visible("#saved-message")
+        assert csp_violations == []
     except Exception:
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "annotation-flow-failure.png"), full_page=True)
@@ -224,6 +232,12 @@ def check_stored_comparison(left_src: str, right_src: str) -> None:
                                           "identity": "tie", "qa_safety": "both_bad"}
         assert (comparison.overall, comparison.strength, comparison.confidence) == ("b", 2, 4)
         assert comparison.plays_a >= 1 and comparison.plays_b >= 1
+        # The server's own evidence: both clips went out in full before the vote landed.
+        for candidate in (comparison.candidate_a, comparison.candidate_b):
+            serving = ClipServing.objects.get(candidate=candidate)
+            assert serving.served_bytes == serving.size_bytes > 0
+            assert serving.first_served_at >= round_.compare_served_at
+            assert comparison.submitted_at - round_.compare_served_at >= timedelta(seconds=candidate.duration_seconds)
         assert comparison.time_spent_ms > 1000
         assert round_.source == "recorded" and round_.has_audio and round_.has_video
         assert set(Candidate.objects.filter(round=round_).values_list("status", flat=True)) == {"ready"}

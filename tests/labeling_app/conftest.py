@@ -19,7 +19,7 @@ from django.core.files.base import ContentFile
 from django.db import connection
 from django.utils import timezone
 
-from labeling_app.models import AgentVariant, Assignment, Campaign, Candidate, Round, Scenario
+from labeling_app.models import AgentVariant, Assignment, Campaign, Candidate, ClipServing, Round, Scenario
 from labeling_app.roles import ANNOTATOR, ENGINEER, LEAD, create_user_with_role
 
 
@@ -159,8 +159,13 @@ def make_campaign(overlap: int = 1, scenarios: int = 1, lock_minutes: int = 30,
 
 
 def make_ready_round(scenario: Scenario, annotator, variant_a_on_left: bool = True,
-                     candidate_media: bytes = b"", status: str = Candidate.Status.READY) -> Round:
-    """An assignment with a stored round and two candidates (by default ready, with media)."""
+                     candidate_media: bytes = b"", status: str = Candidate.Status.READY,
+                     played: bool = True) -> Round:
+    """An assignment with a stored round and two candidates (by default ready, with media).
+
+    ``played``: with playback evidence, as if the annotator had opened the comparison page a
+    minute ago and both clips had been served in full (a vote may land at once).
+    """
     assignment = Assignment.objects.create(
         scenario=scenario, annotator=annotator,
         expires_at=timezone.now() + timedelta(minutes=scenario.campaign.lock_minutes),
@@ -179,6 +184,14 @@ def make_ready_round(scenario: Scenario, annotator, variant_a_on_left: bool = Tr
             candidate.media.save("response.mp4", ContentFile(candidate_media or b"\x00\x00\x00\x18ftypisom-test-response"), save=False)
             candidate.duration_seconds = 2.0
         candidate.save()
+        if played and status == Candidate.Status.READY:
+            size = candidate.media.size
+            ClipServing.objects.create(candidate=candidate, size_bytes=size, served_ranges=[[0, size]],
+                                       served_bytes=size, requests=1, first_served_at=timezone.now(),
+                                       last_served_at=timezone.now())
+    if played:
+        round_.compare_served_at = timezone.now() - timedelta(minutes=1)
+        round_.save(update_fields=["compare_served_at"])
     return round_
 
 

@@ -243,7 +243,8 @@ class TestNextItemEndpoint:
         with django_assert_max_num_queries(12):
             response = client.post(reverse("labeling:next"), HTTP_ACCEPT="application/json")
         assert response.json()["item"] is not None
-        with django_assert_max_num_queries(1):  # resuming: one read (session and user are cached)
+        # Resuming: the user's active flag and password (session and user are cached) and the item.
+        with django_assert_max_num_queries(2):
             assert client.post(reverse("labeling:next"), HTTP_ACCEPT="application/json").json()["item"]["resumed"]
 
 

@@ -37,9 +37,10 @@ def check(results: dict, vendor: str) -> None:
     assert [level["clients"] for level in results["levels"]] == [2, 3]
     for level in results["levels"]:
         assert level["votes_acknowledged"] == level["votes_stored"] == VOTES
-        for endpoint in ("bare request", "next item", "vote"):
+        for endpoint, count in (("bare request", VOTES), ("next item", VOTES), ("compare page", VOTES),
+                                ("clip", 2 * VOTES), ("vote", VOTES)):
             stats = level["endpoints"][endpoint]
-            assert stats["count"] == VOTES and stats["errors"] == 0
+            assert stats["count"] == count and stats["errors"] == 0
             assert 0 < stats["p50_ms"] <= stats["p95_ms"] <= stats["p99_ms"]
         for ratio in level["ratios"].values():
             assert ratio["per_second"] > 0 and ratio["p99"] > 0

@@ -70,3 +70,13 @@ def test_the_suite_runs_on_postgresql_under_ci(django_db_setup, django_db_blocke
         assert connection.vendor == "postgresql", "CI must run the suite against PostgreSQL"
     else:
         assert connection.vendor in {"postgresql", "sqlite"}
+
+
+def test_production_mode_refuses_a_short_or_repetitive_secret_key_by_name(tmp_path):
+    for key, reason in (("x", "has 1 characters; at least 50"),
+                        ("ab" * 40, "has 2 distinct characters; at least 5"),
+                        ("django-insecure-" + "q1w2e3r4t5y6" * 5, "starts with 'django-insecure-'")):
+        result = run_manage(tmp_path, "check", DJANGO_DEBUG="0", DJANGO_SECRET_KEY=key,
+                            DJANGO_ALLOWED_HOSTS="labeling.example.org")
+        assert result.returncode != 0, key
+        assert "DJANGO_SECRET_KEY " + reason in result.stderr, result.stderr[-2000:]

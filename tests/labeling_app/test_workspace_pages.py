@@ -137,7 +137,7 @@ class TestPages:
         client.force_login(annotator)
         html = client.get(reverse("labeling:item", args=[assignment.pk])).content.decode()
         assert "Scenario 0" in html and "Say hello number 0." in html
-        assert 'class="swatch" style="background: rgb(200, 40, 40)"' in html and "cup" in html
+        assert 'fill="rgb(200, 40, 40)"' in html and "style=" not in html and "cup" in html
         for element_id in ("record", "stop", "preview", "file", "upload-file", "upload-progress",
                            "status-left", "status-right", "release"):
             assert f'id="{element_id}"' in html, element_id

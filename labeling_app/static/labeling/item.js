@@ -102,11 +102,18 @@
     }
   }
 
-  function showSide(side, state) {
-    const label = $("status-" + side);
-    label.textContent = state.message;
-    label.dataset.status = state.status;
-    $("progress-" + side).value = state.status === "ready" ? 1 : state.progress;
+  // One progress for the pair: the server never says which side is further along (that
+  // would tell the variants apart); it names a side only when that side failed.
+  function showPair(state) {
+    $("status-pair").textContent = state.message;
+    $("progress-pair").value = state.progress;
+    if (state.failed) {
+      $("side-errors").hidden = false;
+      ["left", "right"].forEach((side) => {
+        $("status-" + side).textContent = state[side].message;
+        $("status-" + side).dataset.status = state[side].status;
+      });
+    }
   }
 
   function poll(url) {
@@ -117,7 +124,7 @@
         const body = await response.json();
         if (!response.ok) { $("waiting-message").textContent = body.error; return; }
         failures = 0;
-        showSide("left", body.left); showSide("right", body.right);
+        showPair(body);
         if (body.ready) { window.location.assign(body.compare_url); return; }
         if (body.failed) {
           $("waiting-message").textContent = "A response could not be produced. Give this item back to take the next one.";
