@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('labeling_app', '0004_assignment_annotator_index'),
+        ('labeling_app', '0006_lifecycle'),
     ]
 
     operations = [
