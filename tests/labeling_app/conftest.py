@@ -195,6 +195,17 @@ def make_ready_round(scenario: Scenario, annotator, variant_a_on_left: bool = Tr
     return round_
 
 
+def play_both(client, round_public_id) -> None:
+    """What a browser does before a vote can land: open the comparison page and fetch both
+    clips in full; then the clock is moved on past the clips (playback evidence)."""
+    import re
+
+    page = client.get(f"/label/round/{round_public_id}/compare/").content.decode()
+    for url in re.findall(r'<video id="video-(?:left|right)"[^>]*src="([^"]+)"', page):
+        b"".join(client.get(url).streaming_content)
+    Round.objects.filter(public_id=round_public_id).update(compare_served_at=timezone.now() - timedelta(minutes=1))
+
+
 ALL_DIMENSIONS = ["speaking", "listening", "manipulation", "identity", "qa_safety"]
 
 

@@ -15,7 +15,7 @@ from labeling_app.actions.assignments import do_claim_next_assignment, do_releas
 from labeling_app.actions.candidates import do_claim_candidate, do_complete_candidate
 from labeling_app.models import Assignment, Campaign, Candidate, Comparison
 from labeling_app.roles import ANNOTATOR
-from tests.labeling_app.conftest import make_campaign, make_clip, make_user, run_together, vote_data
+from tests.labeling_app.conftest import make_campaign, make_clip, make_user, play_both, run_together, vote_data
 
 
 def expire(assignment: Assignment) -> None:
@@ -181,6 +181,7 @@ class TestLockWhileSampling:
         round_id = upload.json()["round"]
         page = client.get(reverse("labeling:compare", args=[round_id]))
         assert page.status_code == 200
+        play_both(client, round_id)
         response = client.post(reverse("labeling:vote", args=[round_id]), vote_data(),
                                HTTP_ACCEPT="application/json")
         assert response.status_code == 201, response.content

@@ -41,10 +41,16 @@ def _route_of(pattern) -> str:
     if isinstance(pattern, RoutePattern):
         return re.sub(r"<(?:(\w+):)?\w+>", lambda m: SAMPLE_BY_CONVERTER[m.group(1) or "str"], str(pattern))
     assert isinstance(pattern, RegexPattern), pattern
-    # Admin regexes: a named alternation takes its first option, anything else a sample value.
+    # A named group takes the first sample value its own sub-pattern matches.
     route = str(pattern).lstrip("^").rstrip("$")
-    route = re.sub(r"\(\?P<\w+>([\w|]+)\)", lambda m: m.group(1).split("|")[0], route)
-    return re.sub(r"\(\?P<\w+>[^)]*\)", "1", route)
+
+    def sample(group: re.Match) -> str:
+        body = group.group(1)
+        options = [*body.split("|"), "1", "x"] if re.fullmatch(r"[\w|]+", body) else ["1", "x"]
+        return next(option for option in options if re.fullmatch(body, option))
+
+    route = re.sub(r"\(\?P<\w+>([^)]*)\)", sample, route)
+    return re.sub(r"\\(.)", r"\1", route)  # an escaped character stands for itself
 
 
 def sample_urls() -> list[str]:

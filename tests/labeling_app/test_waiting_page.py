@@ -93,7 +93,7 @@ def test_the_candidates_are_queued_in_random_order(annotator, client, media_root
         assignment, _ = do_claim_next_assignment(annotator)
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             assert post_clip(client, assignment, webm_clip).status_code == 201
-        first_sent = Candidate.objects.get(pk=callbacks[0].keywords["args"][0])
+        first_sent = Candidate.objects.get(pk=callbacks[0].args[1])  # send_task_now(name, candidate_id)
         variant_a_first.append(first_sent.variant_id == assignment.scenario.campaign.variant_a_id)
         Assignment.objects.filter(pk=assignment.pk).update(status="completed")
     assert Round.objects.count() == 16
