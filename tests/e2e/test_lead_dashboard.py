@@ -51,7 +51,12 @@ def site(transactional_db, tmp_path):
     log = open(tmp_path / "serve.log", "wb")
     serve = subprocess.Popen([sys.executable, "manage.py", "serve", "--no-worker", "--port", str(port), "--web-processes", "1"],
                              cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    worker = WorkerProcess(env, tmp_path / "worker.log", queues="stats")
+    workers = []
+
+    def start_worker() -> WorkerProcess:
+        workers.append(WorkerProcess(env, tmp_path / "worker.log", queues="stats"))
+        return workers[-1]
+
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -62,15 +67,17 @@ def site(transactional_db, tmp_path):
             if serve.poll() is not None or time.monotonic() > deadline:
                 pytest.fail("the site did not start:\n" + (tmp_path / "serve.log").read_text(errors="replace"))
             time.sleep(0.5)
-    yield base, worker
-    worker.stop()
+    yield base, start_worker
+    for worker in workers:
+        worker.stop()
     serve.terminate()
     serve.wait(timeout=30)
     log.close()
 
 
 def test_a_lead_sees_charts_computed_by_a_worker_and_drills_down_to_a_flag(site):
-    base, worker = site
+    base, start_worker = site
+    worker = None
     campaign = make_campaign(scenarios=30, overlap=4)
     rng = random.Random(1)
     people = [make_user(name=f"rater{i}") for i in range(3)]
@@ -105,6 +112,8 @@ def test_a_lead_sees_charts_computed_by_a_worker_and_drills_down_to_a_flag(site)
             page.click("#open-statistics")
             page.goto(f"{base}/lead/campaigns/{campaign.pk}/")
             assert "A worker is recomputing it" in page.inner_text("#freshness")
+            # The worker starts only now, so the page has had its chance to show the pending state.
+            worker = start_worker()
             # lead.js polls the API and reloads once the worker stored the report.
             page.wait_for_selector("#win-chart svg", timeout=120_000)
             assert page.locator("#win-chart svg circle.point").count() == 6
@@ -122,7 +131,8 @@ def test_a_lead_sees_charts_computed_by_a_worker_and_drills_down_to_a_flag(site)
             assert problems == []
         except Exception:
             page.screenshot(path=str(ARTIFACTS / "lead-failure.png"), full_page=True)
-            print(worker.log_text()[-4000:])
+            if worker is not None:
+                print(worker.log_text()[-4000:])
             raise
         finally:
             browser.close()
