@@ -13,7 +13,10 @@ with it. This layout served 637-665 votes/s with a p99 of 158-168 ms over four r
 keep-alive (each request accepted by a free worker), one master gave 526-553 votes/s.
 
 ``SO_REUSEPORT`` would also let a second copy of the site bind a port that is taken (the two
-would split the traffic), so the port is checked to be free first.
+would split the traffic), so the port is checked to be free first. The check sets
+``SO_REUSEADDR``, as gunicorn does: connections of a site that just stopped linger in
+TIME_WAIT on the port for a minute, and without it an immediate restart was refused as
+"already in use" while nothing listened. With it, only a listening socket counts.
 """
 
 from __future__ import annotations
@@ -39,8 +42,10 @@ def default_processes() -> int:
 
 
 def ensure_port_free(host: str, port: int) -> None:
+    """Raise ``PortInUse`` when something listens on ``host:port`` (TIME_WAIT leftovers do not count)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as error:
@@ -48,19 +53,29 @@ def ensure_port_free(host: str, port: int) -> None:
                             "there or choose another port.") from None
 
 
+def web_server_command(host: str, port: int, *, access_log: bool = True) -> list[str]:
+    """The command line of one web server process serving the site on ``host:port``."""
+    command = [sys.executable, "-m", "gunicorn", "labeling_app.wsgi:application",
+               "--config", "python:labeling_app.gunicorn_conf",
+               "--bind", f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    return command + (["--access-logfile", "-"] if access_log else ["--log-level", "warning"])
+
+
+def check_processes(processes: int) -> None:
+    if processes < 1:
+        raise ValueError(f"The site needs at least one web server process, not {processes}.")
+
+
 def start_web_servers(host: str, port: int, processes: int, *, access_log: bool = True,
                       **popen_kwargs) -> list[subprocess.Popen]:
     """Start ``processes`` gunicorn processes serving the site on ``host:port``.
 
     ``popen_kwargs`` go to ``subprocess.Popen`` (an environment, output files, a new session).
-    The caller stops them (SIGTERM) and waits for them.
+    The caller stops them (SIGTERM) and waits for them. ``serve`` supervises the same
+    commands instead (``labeling_app.supervisor``).
     """
-    if processes < 1:
-        raise ValueError(f"The site needs at least one web server process, not {processes}.")
+    check_processes(processes)
     ensure_port_free(host, port)
-    command = [sys.executable, "-m", "gunicorn", "labeling_app.wsgi:application",
-               "--config", "python:labeling_app.gunicorn_conf",
-               "--bind", f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
-    command += ["--access-logfile", "-"] if access_log else ["--log-level", "warning"]
     popen_kwargs.setdefault("cwd", REPO_ROOT)
+    command = web_server_command(host, port, access_log=access_log)
     return [subprocess.Popen(command, **popen_kwargs) for _ in range(processes)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,8 +13,11 @@ import time
 
 import pytest
 
-from labeling_app.webserver import PortInUse, start_web_servers
+from labeling_app import supervisor
+from labeling_app.webserver import PortInUse, ensure_port_free, start_web_servers
 from tests.conftest import REPO_ROOT, embedded_env, free_port
+from tests.labeling_app.conftest import make_clip
+from tests.site_session import SiteSession, wait_until_answers
 
 
 def connections_by_pid(port: int) -> dict[int, int]:
@@ -85,3 +89,107 @@ def test_a_thread_count_below_one_is_refused_with_its_name(tmp_path):
     )
     assert result.returncode != 0
     assert "HER_WEB_THREADS=0" in result.stdout + result.stderr
+
+
+def test_a_port_left_in_time_wait_is_free_for_an_immediate_restart():
+    """A site that just stopped leaves its connections in TIME_WAIT on the port; that is free."""
+    with socket.socket() as listener:
+        for option in (socket.SO_REUSEADDR, socket.SO_REUSEPORT):  # as gunicorn opens its port
+            listener.setsockopt(socket.SOL_SOCKET, option, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = listener.accept()
+        accepted.close()  # the server side closes first: its end of the connection waits in TIME_WAIT
+        client.recv(1)
+        client.close()
+    states = subprocess.run(["ss", "-tanH", f"( sport = :{port} )"], capture_output=True, text=True).stdout
+    assert "TIME-WAIT" in states, states
+    with socket.socket() as plain:  # what the check did before: refused while nothing listens
+        with pytest.raises(OSError):
+            plain.bind(("127.0.0.1", port))
+    ensure_port_free("127.0.0.1", port)
+
+
+def test_a_child_that_dies_is_restarted_and_one_that_cannot_start_stops_the_supervisor(tmp_path, monkeypatch):
+    monkeypatch.setattr(supervisor, "MIN_BACKOFF_SECONDS", 0.05)
+    monkeypatch.setattr(supervisor, "QUICK_EXIT_SECONDS", 0.5)
+    marker = tmp_path / "starts"
+    # Runs 1 s, then exits: restarted each time; fails at once from the third start on.
+    script = ("import pathlib, sys, time; p = pathlib.Path(sys.argv[1]); n = len(p.read_text()) if p.exists() else 0;"
+              " p.write_text('x' * (n + 1)); time.sleep(1 if n < 2 else 0); sys.exit(3)")
+    child = supervisor.Child("flaky", [sys.executable, "-c", script, str(marker)])
+    lines: list[str] = []
+    watcher = supervisor.Supervisor([child], lines.append)
+    watcher.start()
+    deadline = time.monotonic() + 60
+    with pytest.raises(supervisor.ChildKeepsFailing, match="flaky exited 5 times in a row"):
+        while time.monotonic() < deadline:
+            watcher.poll()
+            time.sleep(0.02)
+    watcher.stop()
+    assert len(marker.read_text()) == 2 + 5
+    assert sum("exited with code 3" in line for line in lines) == 6
+    assert sum("flaky started (pid" in line for line in lines) == 7
+
+
+def started_pids(log_path, name: str) -> list[int]:
+    return [int(pid) for pid in re.findall(rf"serve: {name} started \(pid (\d+)\)", log_path.read_text())]
+
+
+@pytest.mark.worker
+@pytest.mark.slow
+def test_serve_restarts_a_killed_worker_and_web_process_and_a_round_started_before_completes(tmp_path):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = embedded_env(HER_VAR_DIR=str(tmp_path / "var"), HER_DEMO_USERS="1", HF_HUB_OFFLINE="1",
+                       PYTHONUNBUFFERED="1")
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "wb") as log:
+        serve = subprocess.Popen([sys.executable, "manage.py", "serve", "--port", str(port), "--web-processes", "1"],
+                                 cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_until_answers(base, time.monotonic() + 180)
+            session = SiteSession(base)
+            session.log_in("annotator", "annotator-demo")
+            item = session.post_form("/label/next/", {}, {"Accept": "application/json"}).json()["item"]
+            uploaded = session.post_multipart(item["url"] + "upload/", {"source": "uploaded"},
+                                              {"media": ("turn.webm", make_clip(seconds=1.0), "video/webm")},
+                                              {"Accept": "application/json"})
+            assert uploaded.status == 201, uploaded.body
+            status_url = uploaded.json()["status_url"]
+            # The worker is at work on the round when it dies.
+            deadline = time.monotonic() + 180
+            while session.get(status_url).json()["message"] != "The agent is responding…":
+                assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+                time.sleep(0.2)
+            [worker_pid], [web_pid] = started_pids(log_path, "worker"), started_pids(log_path, "web-1")
+            os.kill(worker_pid, signal.SIGKILL)
+            os.kill(web_pid, signal.SIGKILL)
+            killed_at = time.monotonic()
+            # Until serve notices, the dead master's own worker may still answer: wait for the new one.
+            while len(started_pids(log_path, "web-1")) < 2:
+                assert time.monotonic() < killed_at + 30, log_path.read_text()[-3000:]
+                time.sleep(0.1)
+            answered_at = wait_until_answers(base, killed_at + 30)
+            assert answered_at - killed_at < 30
+            with pytest.raises(ProcessLookupError):  # nothing of the old web process is left
+                os.kill(web_pid, 0)
+            assert re.search(rf"serve: worker \(pid {worker_pid}\) exited with code -9", log_path.read_text())
+
+            deadline = time.monotonic() + 600
+            while not (state := session.get(status_url).json())["ready"]:
+                assert not state["failed"] and time.monotonic() < deadline, (state, log_path.read_text()[-5000:])
+                time.sleep(1)
+            assert len(started_pids(log_path, "worker")) == 2
+            # The new worker took the dead one's candidate at its start, not after a stale timeout.
+            assert "left running by this node's previous process" in log_path.read_text()
+        finally:
+            serve.send_signal(signal.SIGTERM)
+            try:
+                serve.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(serve.pid, signal.SIGKILL)
+                raise
+    assert serve.returncode == 0, log_path.read_text()[-3000:]

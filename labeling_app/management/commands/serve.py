@@ -1,14 +1,15 @@
-"""Run the whole embedded deployment: migrate, then the web server and one Celery worker.
+"""Run the whole embedded deployment: migrate, then the web servers and one Celery worker.
 
-``manage.py serve`` is what ``./dev run`` ends in. It supervises its child processes (the web
-servers of ``labeling_app.webserver``, one per core, and a Celery worker consuming ``sampling``
-and ``jobs``) and stops them all when one exits or on Ctrl-C. The worker is a separate process
-talking through the configured broker, exactly as in the scale-out mode; nothing runs inline.
+``manage.py serve`` is what ``./dev run`` ends in. Its children (the web servers of
+``labeling_app.webserver``, one per core, and a Celery worker consuming ``sampling``, ``jobs``
+and ``stats``) are supervised (``labeling_app.supervisor``): one that dies is started again
+with backoff while the others keep serving, and every start and exit is logged with its pid.
+Ctrl-C or SIGTERM stops them all. The worker is a separate process talking through the
+configured broker, exactly as in the scale-out mode; nothing runs inline.
 """
 
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -17,7 +18,15 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from labeling_app.demo import ensure_demo_content
-from labeling_app.webserver import PortInUse, default_processes, start_web_servers
+from labeling_app.supervisor import Child, ChildKeepsFailing, Supervisor
+from labeling_app.webserver import (
+    REPO_ROOT,
+    PortInUse,
+    check_processes,
+    default_processes,
+    ensure_port_free,
+    web_server_command,
+)
 
 
 class Command(BaseCommand):
@@ -44,19 +53,26 @@ class Command(BaseCommand):
             for username, password, role in users:
                 self.stdout.write(f"  {role:<10} {username:<12} password: {password}")
 
+        processes = default_processes() if web_processes is None else web_processes
         try:
-            processes = default_processes() if web_processes is None else web_processes
-            children = start_web_servers(host, port, processes)
+            check_processes(processes)
+            ensure_port_free(host, port)
         except (PortInUse, ValueError) as error:
             raise CommandError(str(error)) from None
+        children = [Child(f"web-{n}", web_server_command(host, port), {"cwd": REPO_ROOT})
+                    for n in range(1, processes + 1)]
         if not no_worker:
-            children.append(subprocess.Popen([
+            # The same node name on every restart: the new process's sweeper queues again what
+            # the dead one left running, at once (workers.sweeper).
+            children.append(Child("worker", [
                 sys.executable, "-m", "celery", "-A", "workers", "worker",
                 "-Q", "sampling,jobs,stats", "--concurrency", str(worker_concurrency),
                 "--loglevel", "INFO", "--hostname", "embedded@%h",
-            ]))
-        self.stdout.write(self.style.SUCCESS(f"Site: http://{host}:{port}/  (Ctrl-C stops everything)"))
-        self.stdout.flush()
+            ], {"cwd": REPO_ROOT}))
+
+        def log(line: str) -> None:
+            self.stdout.write(f"serve: {line}")
+            self.stdout.flush()
 
         stopping = False
 
@@ -66,19 +82,16 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
+        supervisor = Supervisor(children, log)
+        supervisor.start()
+        self.stdout.write(self.style.SUCCESS(f"Site: http://{host}:{port}/  (Ctrl-C stops everything)"))
+        self.stdout.flush()
         try:
-            while not stopping and all(child.poll() is None for child in children):
+            while not stopping:
+                supervisor.poll()
                 time.sleep(0.5)
-        finally:
-            for child in children:
-                if child.poll() is None:
-                    child.terminate()
-            for child in children:
-                try:
-                    child.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-        exited = [child.args[2] for child in children if child.returncode not in (0, -signal.SIGTERM)]
-        if exited and not stopping:
-            self.stderr.write(f"Stopped because a child process failed: {exited}")
+        except ChildKeepsFailing as error:
+            self.stderr.write(f"Stopping: {error}")
             sys.exit(1)
+        finally:
+            supervisor.stop()
