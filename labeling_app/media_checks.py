@@ -15,7 +15,15 @@ The order is cheapest first, and each step trusts nothing the client said:
    more than ``MIN_SECONDS`` and at most ``HER_UPLOAD_MAX_SECONDS``.
 
 Limits are read from Django settings at call time (tests override them) with these defaults:
-``HER_UPLOAD_MAX_BYTES`` (50 MB) and ``HER_UPLOAD_MAX_SECONDS`` (60 s).
+``HER_UPLOAD_MAX_BYTES`` (50 MB, decimal: 50,000,000 bytes) and ``HER_UPLOAD_MAX_SECONDS``
+(60 s). Every place that states the size limit writes it with ``size_text(max_bytes())``.
+
+A turn is sent in one request with its length (the page shows its progress). A body without
+Content-Length (``Transfer-Encoding: chunked``) is refused with 411 and the reason: Django
+reads no body it was not told the length of, and the limit is checked on that length first.
+Resumable uploads are not offered: a turn is at most a minute (10-30 MB from a browser),
+gunicorn's threaded workers wait for a slow body without a timeout (50 MB at 1 Mbit/s is about
+seven minutes), and an interrupted upload says so and stores nothing, so it is simply sent again.
 """
 
 from __future__ import annotations
@@ -56,10 +64,29 @@ class MediaRejected(Exception):
         self.status = status
 
 
+def size_text(size: int) -> str:
+    """A byte count as people read it, in decimal units.
+
+    >>> size_text(50_000_000), size_text(52_428_800), size_text(20_000), size_text(999)
+    ('50 MB', '52.4 MB', '20 kB', '999 bytes')
+    """
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{size} bytes"
+
+
 def too_large_message() -> str:
     return (
-        f"The file is larger than the limit of {max_bytes() / 1e6:.0f} MB. "
+        f"The file is larger than the limit of {size_text(max_bytes())}. "
         "Record a shorter turn or upload a smaller clip."
+    )
+
+
+def length_required_message() -> str:
+    return (
+        "The upload did not say its size (no Content-Length: a chunked upload). Send the file "
+        f"in one request with its length, as browsers do; the limit is {size_text(max_bytes())}."
     )
 
 

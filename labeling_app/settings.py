@@ -377,8 +377,9 @@ SESSION_COOKIE_HTTPONLY = True
 # --- The labeling site's own settings ----------------------------------------------------------
 
 # Upload limits, checked server-side before and while a turn is read (labeling_app.media_checks).
-# A reverse proxy in front needs a body limit above HER_UPLOAD_MAX_BYTES.
-HER_UPLOAD_MAX_BYTES = env_int("HER_UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
+# A reverse proxy in front needs a body limit above HER_UPLOAD_MAX_BYTES. The one size limit:
+# the page, the error messages and README all show it as media_checks.size_text writes it.
+HER_UPLOAD_MAX_BYTES = env_int("HER_UPLOAD_MAX_BYTES", 50_000_000)
 HER_UPLOAD_MAX_SECONDS = float(os.environ.get("HER_UPLOAD_MAX_SECONDS") or 60)
 # The lifecycle of candidates and training jobs (labeling_app.lifecycle). A running row beats
 # every HER_HEARTBEAT_SECONDS; one whose heartbeat is older than its stale limit belongs to a

@@ -38,16 +38,19 @@ STATUS_MESSAGES = {
 def upload(request: HttpRequest, assignment_id: int) -> JsonResponse:
     """Multipart POST: ``media`` (the clip) and ``source`` (``recorded`` or ``uploaded``).
 
-    201 ``{"round", "status_url", "compare_url"}``; 4xx ``{"error"}``. The size limit is checked
+    201 ``{"round", "status_url", "compare_url"}``; 4xx ``{"error"}`` (411 without
+    Content-Length, 413 past the size limit). The size limit is checked
     on Content-Length before the body is read, and again on the bytes received (the upload
     handler below must be installed before anything, CSRF included, parses the body; hence
     csrf_exempt here and csrf_protect on the inner view).
     """
     limit = media_checks.max_bytes()
     try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        declared = int(request.META.get("CONTENT_LENGTH") or "")
     except ValueError:
-        declared = 0
+        # Django reads no body without a length: the form would look empty and be refused
+        # for a field the client did send.
+        return json_error(media_checks.length_required_message(), 411)
     if declared > limit + media_checks.MULTIPART_SLACK_BYTES:
         return json_error(media_checks.too_large_message(), 413)
     size_guard = media_checks.SizeLimitUploadHandler(request, limit)

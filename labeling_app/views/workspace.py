@@ -115,7 +115,8 @@ def item(request: HttpRequest, assignment_id: int) -> HttpResponse:
         "campaign_guidelines": scenario.campaign.guidelines,
         "round": round_,
         "max_seconds": media_checks.max_seconds(),
-        "max_megabytes": round(media_checks.max_bytes() / 1e6),
+        "max_bytes": media_checks.max_bytes(),
+        "max_size": media_checks.size_text(media_checks.max_bytes()),
         "lock_minutes": scenario.campaign.lock_minutes,
     })
 

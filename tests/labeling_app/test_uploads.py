@@ -7,9 +7,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from labeling_app.actions.assignments import do_claim_next_assignment
-from labeling_app.media_checks import SizeLimitUploadHandler
+from labeling_app.media_checks import SizeLimitUploadHandler, size_text
 from labeling_app.models import Assignment, Candidate, Round
 from labeling_app.queue import send_task_now
+from tests.conftest import REPO_ROOT
 from tests.labeling_app.conftest import make_campaign, make_clip, stored_files
 
 pytestmark = pytest.mark.django_db
@@ -142,6 +143,42 @@ def test_an_oversized_file_within_the_slack_is_stopped_by_counting_chunks(claime
     response = post_clip(client, claimed, webm_clip)
     assert response.status_code == 413
     assert "larger than the limit" in response.json()["error"]
+    assert_nothing_kept(media_root)
+
+
+def test_the_size_limit_is_one_setting_stated_the_same_on_the_page_in_the_refusal_and_in_readme(
+        claimed, client, media_root, settings, webm_clip):
+    assert size_text(settings.HER_UPLOAD_MAX_BYTES) == "50 MB"
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert f"| `HER_UPLOAD_MAX_BYTES` | `{settings.HER_UPLOAD_MAX_BYTES}` (50 MB) |" in readme
+    settings.HER_UPLOAD_MAX_BYTES = 20_000
+    page = client.get(reverse("labeling:item", args=[claimed.pk])).content.decode()
+    assert "or upload a clip (at most 20 kB)" in page
+    assert 'data-max-bytes="20000" data-max-size="20 kB"' in page  # the page's own check before sending
+    refused = post_clip(client, claimed, webm_clip)
+    assert refused.status_code == 413
+    assert refused.json()["error"].startswith("The file is larger than the limit of 20 kB.")
+    assert_nothing_kept(media_root)
+
+
+def test_sizes_are_written_in_decimal_units():
+    assert [size_text(n) for n in (50_000_000, 52_428_800, 1_500_000_000, 20_000, 999)] == [
+        "50 MB", "52.4 MB", "1.5 GB", "20 kB", "999 bytes"]
+
+
+def test_a_chunked_upload_without_content_length_is_refused_with_the_reason(claimed, client, media_root,
+                                                                               webm_clip):
+    # What gunicorn hands Django for "Transfer-Encoding: chunked": the header, and no CONTENT_LENGTH.
+    boundary = "b0undary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"source\"\r\n\r\nrecorded\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"media\"; filename=\"t.webm\"\r\n"
+            f"Content-Type: video/webm\r\n\r\n").encode() + webm_clip + f"\r\n--{boundary}--\r\n".encode()
+    response = client.generic("POST", reverse("labeling:upload", args=[claimed.pk]), body,
+                              content_type=f"multipart/form-data; boundary={boundary}",
+                              HTTP_ACCEPT="application/json", HTTP_TRANSFER_ENCODING="chunked", CONTENT_LENGTH="")
+    assert response.status_code == 411
+    assert response.json()["error"].startswith("The upload did not say its size (no Content-Length: a chunked upload).")
+    assert "field 'source'" not in response.json()["error"]
     assert_nothing_kept(media_root)
 
 

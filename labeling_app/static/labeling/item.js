@@ -60,6 +60,12 @@
   }
 
   function upload(blob, filename, source) {
+    // The server checks the size too; this only spares a slow link sending a file it refuses.
+    if (blob.size > parseInt(root.dataset.maxBytes, 10)) {
+      uploadMessage.textContent = "The file is larger than the limit of " + root.dataset.maxSize +
+        ". Record a shorter turn or upload a smaller clip.";
+      return;
+    }
     const form = new FormData();
     form.append("media", blob, filename);
     form.append("source", source);
