@@ -6,6 +6,7 @@ Leads deactivate and reactivate annotators here (``AccountAdmin``) and see login
 (django-axes' own admin).
 """
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -19,7 +20,9 @@ from labeling_app.models import (
     Campaign,
     Candidate,
     Comparison,
+    GoldAnswer,
     PreferenceSnapshot,
+    ReviewItem,
     Round,
     Scenario,
     TrainingJob,
@@ -145,6 +148,52 @@ class ComparisonAdmin(ReadOnlyAdmin):
     list_filter = ("overall", "confidence", "scenario__campaign", "submitted_at")
     search_fields = ("annotator__username", "rationale", "public_id")
     date_hierarchy = "submitted_at"
+
+
+class GoldAnswerInline(admin.StackedInline):
+    """Marking a review item as gold: its known answer per field (blank: not checked)."""
+
+    model = GoldAnswer
+    extra = 0
+    can_delete = False
+    fields = ("overall", "speaking", "listening", "manipulation", "identity", "qa_safety")
+
+
+class ReviewItemForm(forms.ModelForm):
+    class Meta:
+        model = ReviewItem
+        fields = ("round", "reviewers")
+
+    def clean_round(self):
+        round_ = self.cleaned_data["round"]
+        ready = round_.candidates.filter(status=Candidate.Status.READY).count()
+        if ready != 2:
+            raise forms.ValidationError("Only a round whose two responses are both ready can be reviewed.")
+        return round_
+
+
+@admin.register(ReviewItem)
+class ReviewItemAdmin(NoDeleteAdmin):
+    """Leads send a recorded pair to more annotators and mark gold items (the inline)."""
+
+    form = ReviewItemForm
+    list_display = ("id", "round", "reviewers", "created_by", "created_at")
+    list_filter = ("round__scenario__campaign", "gold__overall")
+    raw_id_fields = ("round",)
+    inlines = [GoldAnswerInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("round",) if obj else ()
+
+    def save_model(self, request, obj, form, change) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def save_formset(self, request, form, formset, change) -> None:
+        for gold in formset.save(commit=False):
+            gold.created_by = gold.created_by or request.user
+            gold.save()
 
 
 @admin.register(PreferenceSnapshot)

@@ -34,6 +34,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_VIEW_ALL,
         "add_campaign", "change_campaign", "add_scenario", "change_scenario",
         "change_assignment", "change_agentvariant",
+        # Review and gold items (models.reviews): what more annotators judge, and known answers.
+        "view_reviewitem", "add_reviewitem", "change_reviewitem",
+        "view_goldanswer", "add_goldanswer", "change_goldanswer",
         "view_campaign_statistics", "export_comparisons", "add_preferencesnapshot",
         # Deactivate and reactivate annotators (admin.AnnotatorAdmin limits what else they see),
         # read the login lockouts and lift one by deleting it (django-axes).

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from labeling_app.views import comparisons, guidelines, home, lead, media, rounds, workspace
+from labeling_app.views import comparisons, guidelines, home, lead, media, reviews, rounds, workspace
 
 # The annotator workspace. Rounds and candidates appear in URLs only by their public UUIDs.
 labeling_patterns = [
@@ -14,6 +14,8 @@ labeling_patterns = [
     path("round/<uuid:round_id>/status/", rounds.status, name="round-status"),
     path("round/<uuid:round_id>/compare/", comparisons.compare, name="compare"),
     path("round/<uuid:round_id>/vote/", comparisons.vote, name="vote"),
+    path("review/<int:assignment_id>/compare/", reviews.compare, name="review-compare"),
+    path("review/<int:assignment_id>/vote/", reviews.vote, name="review-vote"),
     path("media/round/<uuid:round_id>/", media.round_media, name="round-media"),
     path("media/response/<uuid:candidate_id>/", media.candidate_media, name="candidate-media"),
     path("guidelines/", guidelines.guidelines, name="guidelines"),
@@ -26,6 +28,7 @@ lead_patterns = [
     path("refresh/", lead.refresh_overall, name="refresh"),
     path("campaigns/<int:campaign_id>/", lead.campaign, name="campaign"),
     path("campaigns/<int:campaign_id>/refresh/", lead.refresh_campaign, name="refresh-campaign"),
+    path("campaigns/<int:campaign_id>/reviews/", lead.reviews, name="reviews"),
     path("campaigns/<int:campaign_id>/annotators/<int:user_id>/", lead.annotator, name="annotator"),
     path("audit/", lead.audit, name="audit"),
 ]

@@ -8,11 +8,17 @@ lapsed is *lapsed*, not lost: it stops holding, so someone else may take the slo
 the annotator's (resumed by "next", accepted on upload and vote) until the slot is taken. Only
 then is it lost (marked expired). The (scenario, annotator) unique constraint means the
 annotator never gets that item back.
+
+Review items (``models.reviews``) go through the same rule with their own slots: a review
+assignment holds one of the review's ``reviewers`` slots, is unique per (review, annotator),
+and is never offered to the round's author. "Next" offers a free review before a scenario:
+it needs no recording and its clips exist, so agreement data grows without waiting for workers.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from secrets import SystemRandom
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -21,7 +27,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from labeling_app.actions import Refused
-from labeling_app.models import Assignment, Campaign, Candidate, Scenario
+from labeling_app.models import Assignment, Campaign, Candidate, ReviewItem, Scenario
 
 PENDING = (Candidate.Status.QUEUED, Candidate.Status.RUNNING)
 
@@ -65,19 +71,22 @@ def do_claim_next_assignment(annotator) -> tuple[Assignment | None, bool]:
         lapsed = (
             Assignment.objects.filter(annotator=annotator, status=Assignment.Status.ACTIVE,
                                       scenario__campaign__status=Campaign.Status.ACTIVE)
-            .select_related("scenario__campaign")
+            .select_related("scenario__campaign", "review")
             .order_by("created_at")
         )
         for assignment in lapsed:
             campaign = assignment.scenario.campaign
-            if not _slot_taken(assignment, campaign.overlap, now):
+            if not _slot_taken(assignment, _capacity(assignment, campaign), now):
                 _renew(assignment, campaign, now)
                 return assignment, True
             assignment.status = Assignment.Status.EXPIRED
             assignment.save(update_fields=["status"])
 
+        review = _claim_free_review(annotator, now, wait=False)
+        if review is not None:
+            return review, False
         holders = (
-            Assignment.objects.filter(holding(now), scenario=OuterRef("pk"))
+            Assignment.objects.filter(holding(now), scenario=OuterRef("pk"), review__isnull=True)
             .order_by()
             .values("scenario")
             .annotate(n=Count("pk"))
@@ -85,7 +94,7 @@ def do_claim_next_assignment(annotator) -> tuple[Assignment | None, bool]:
         )
         free = (
             Scenario.objects.filter(campaign__status=Campaign.Status.ACTIVE)
-            .exclude(pk__in=Assignment.objects.filter(annotator=annotator).values("scenario"))
+            .exclude(pk__in=Assignment.objects.filter(annotator=annotator, review__isnull=True).values("scenario"))
             .annotate(holders=Coalesce(Subquery(holders), 0))
             .filter(holders__lt=F("campaign__overlap"))
             .order_by("campaign_id", "position", "pk")
@@ -96,10 +105,11 @@ def do_claim_next_assignment(annotator) -> tuple[Assignment | None, bool]:
             # Prefer an item nobody is claiming right now; when every free item is being claimed
             # (one item, overlap 2), wait for the first one's claimer: it may leave a slot.
             row = _lock_first(untried, skip_locked=True) or _lock_first(untried, skip_locked=False)
-            if row is None:
-                return None, False
+            if row is None:  # last, a review item every other claimer is taking at this instant
+                review = _claim_free_review(annotator, now, wait=True)
+                return review, False
             scenario_id, overlap, lock_minutes = row
-            if Assignment.objects.filter(holding(now), scenario_id=scenario_id).count() < overlap:
+            if Assignment.objects.filter(holding(now), scenario_id=scenario_id, review__isnull=True).count() < overlap:
                 assignment = Assignment.objects.create(
                     scenario_id=scenario_id,
                     annotator=annotator,
@@ -107,6 +117,58 @@ def do_claim_next_assignment(annotator) -> tuple[Assignment | None, bool]:
                 )
                 return assignment, False
             tried.append(scenario_id)
+
+
+def _claim_free_review(annotator, now, wait: bool) -> Assignment | None:
+    """A new review assignment on the first review item with a free slot that the annotator did
+    not author and never held, with this viewer's own random sides; None when there is none.
+
+    Locks review rows as scenarios are locked, counting the holders again under the lock:
+    ``SKIP LOCKED`` only, unless ``wait`` (then, when every free review is being claimed, it
+    waits for the first one's claimer). Without ``wait`` it costs the common claim one query.
+    Precondition: inside the claim's transaction.
+    """
+    holders = (
+        Assignment.objects.filter(holding(now), review=OuterRef("pk"))
+        .order_by().values("review").annotate(n=Count("pk")).values("n")
+    )
+    free = (
+        ReviewItem.objects.filter(round__scenario__campaign__status=Campaign.Status.ACTIVE)
+        .exclude(round__annotator=annotator)
+        .exclude(pk__in=Assignment.objects.filter(annotator=annotator, review__isnull=False).values("review"))
+        .annotate(holders=Coalesce(Subquery(holders), 0))
+        .filter(holders__lt=F("reviewers"))
+        .order_by("pk")
+    )
+    tried: list[int] = []
+    while True:  # ends: every turn either claims or leaves one more review out
+        untried = free.exclude(pk__in=tried)
+        row = _lock_first_review(untried, skip_locked=True)
+        if row is None and wait:
+            row = _lock_first_review(untried, skip_locked=False)
+        if row is None:
+            return None
+        review_id, reviewers, scenario_id, lock_minutes = row
+        if Assignment.objects.filter(holding(now), review_id=review_id).count() < reviewers:
+            return Assignment.objects.create(
+                scenario_id=scenario_id, annotator=annotator, review_id=review_id,
+                variant_a_on_left=SystemRandom().random() < 0.5,
+                expires_at=now + timedelta(minutes=lock_minutes),
+            )
+        tried.append(review_id)
+
+
+def _lock_first_review(reviews, skip_locked: bool):
+    return (
+        reviews.select_for_update(skip_locked=skip_locked, of=("self",), no_key=True)
+        .values_list("pk", "reviewers", "round__scenario_id", "round__scenario__campaign__lock_minutes")
+        .first()
+    )
+
+
+def _capacity(assignment: Assignment, campaign: Campaign) -> int:
+    """How many may hold the assignment's item: the review's reviewers, or the campaign's overlap."""
+    return assignment.review.reviewers if assignment.review_id is not None else campaign.overlap
 
 
 def _current_assignment(annotator, now) -> Assignment | None:
@@ -126,14 +188,16 @@ def _current_assignment(annotator, now) -> Assignment | None:
 def _slot_taken(assignment: Assignment, overlap: int, now) -> bool:
     """Whether others hold all ``overlap`` slots of a lapsed assignment's item (it is lost then).
 
-    Locks the scenario row first, as claimers do, so no claim slips in between count and use.
+    Locks the scenario (or review) row first, as claimers do, so no claim slips in between count
+    and use.
     """
-    list(Scenario.objects.select_for_update(no_key=True).filter(pk=assignment.scenario_id).values_list("pk"))
-    others = (
-        Assignment.objects.filter(holding(now), scenario_id=assignment.scenario_id)
-        .exclude(pk=assignment.pk)
-        .count()
-    )
+    if assignment.review_id is not None:
+        list(ReviewItem.objects.select_for_update(no_key=True).filter(pk=assignment.review_id).values_list("pk"))
+        same_item = Q(review_id=assignment.review_id)
+    else:
+        list(Scenario.objects.select_for_update(no_key=True).filter(pk=assignment.scenario_id).values_list("pk"))
+        same_item = Q(scenario_id=assignment.scenario_id, review__isnull=True)
+    others = Assignment.objects.filter(holding(now), same_item).exclude(pk=assignment.pk).count()
     return others >= overlap
 
 
@@ -167,7 +231,7 @@ def ensure_still_held(assignment: Assignment, campaign: Campaign, renew: bool) -
         )
     if campaign.status != Campaign.Status.ACTIVE:
         raise Refused("This campaign is paused or closed; your work on it cannot be saved now.")
-    if assignment.expires_at <= now and _slot_taken(assignment, campaign.overlap, now):
+    if assignment.expires_at <= now and _slot_taken(assignment, _capacity(assignment, campaign), now):
         raise Refused(
             f"Your time on this item ({campaign.lock_minutes} minutes) ran out and another "
             "annotator took it. Go on to the next item."

@@ -56,7 +56,7 @@ def do_submit_comparison(annotator, round_public_id: uuid.UUID,
             # A vote completes its assignment in the same transaction, so only a completed
             # assignment can have a comparison: look for it only then (the hot path skips it).
             if assignment.status == Assignment.Status.COMPLETED:
-                prior = Comparison.objects.filter(round=round_).first()
+                prior = Comparison.objects.filter(round=round_, review__isnull=True).first()
                 if prior is not None and prior.submission_token == vote.submission_token:
                     return prior, False
                 raise Refused("You already submitted your judgment of this pair. Go on to the next item.")
@@ -126,7 +126,7 @@ def _lock_round(annotator, round_public_id: uuid.UUID) -> tuple[Round, Assignmen
         f"JOIN {quote(Campaign._meta.db_table)} c ON c.id = s.campaign_id "
         f"JOIN {quote(Assignment._meta.db_table)} a ON a.id = r.assignment_id "
         f"LEFT JOIN {quote(Candidate._meta.db_table)} cand ON cand.round_id = r.id "
-        f"LEFT JOIN {quote(ClipServing._meta.db_table)} cs ON cs.candidate_id = cand.id "
+        f"LEFT JOIN {quote(ClipServing._meta.db_table)} cs ON cs.candidate_id = cand.id AND cs.assignment_id IS NULL "
         "WHERE r.public_id = %s AND r.annotator_id = %s ORDER BY cand.id"
     )
     if connection.features.has_select_for_update:
@@ -151,8 +151,9 @@ def _lock_round(annotator, round_public_id: uuid.UUID) -> tuple[Round, Assignmen
                            scenario_id=scenario_id, annotator_id=annotator.pk,
                            variant_a_on_left=bool(variant_a_on_left), compare_served_at=compare_served_at)
     round_.scenario = scenario
+    # A round's own assignment is never a review one (actions.rounds refuses to record on those).
     assignment = loaded_fields(Assignment, id=assignment_id, scenario_id=scenario_id, status=assignment_status,
-                               expires_at=expires_at)
+                               expires_at=expires_at, review_id=None)
     candidates = []
     for *_, cand_pk, variant_id, status, duration, size_bytes, served_bytes in rows:
         if cand_pk is not None:

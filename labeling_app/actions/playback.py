@@ -46,8 +46,10 @@ def merge_range(ranges: list[list[int]], start: int, end: int) -> list[list[int]
     return merged
 
 
-def do_record_clip_served(candidate_id: int, size_bytes: int, start: int, sent: int) -> None:
-    """Add the ``sent`` bytes from ``start`` of the candidate's clip to what its annotator got.
+def do_record_clip_served(candidate_id: int, size_bytes: int, start: int, sent: int,
+                          assignment_id: int | None = None) -> None:
+    """Add the ``sent`` bytes from ``start`` of the candidate's clip to what its viewer got: the
+    round's author, or the reviewer holding review assignment ``assignment_id``.
 
     The row is locked while the ranges are merged: a browser often has two range requests for
     one clip in flight at once.
@@ -57,7 +59,7 @@ def do_record_clip_served(candidate_id: int, size_bytes: int, start: int, sent: 
     now = timezone.now()
     with transaction.atomic():
         serving, _ = ClipServing.objects.select_for_update().get_or_create(
-            candidate_id=candidate_id,
+            candidate_id=candidate_id, assignment_id=assignment_id,
             defaults={"size_bytes": size_bytes, "first_served_at": now, "last_served_at": now},
         )
         if serving.size_bytes != size_bytes:  # the file changed (never expected): start again

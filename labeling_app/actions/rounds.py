@@ -39,6 +39,8 @@ def do_create_round(assignment_id: int, annotator, source: str, checked: Checked
                 .get(pk=assignment_id, annotator=annotator)
             )
             campaign = assignment.scenario.campaign
+            if assignment.review_id is not None:
+                raise Refused("This item asks you to judge a recorded pair, not to record a turn.")
             if Round.objects.filter(assignment=assignment).exists():
                 raise Refused("You already recorded your turn for this item; its responses are on the way.")
             ensure_still_held(assignment, campaign, renew=True)
@@ -76,10 +78,13 @@ def do_create_round(assignment_id: int, annotator, source: str, checked: Checked
     return round_
 
 
-def left_and_right(round_: Round, candidates, variant_a_id: int) -> tuple[Candidate, Candidate]:
-    """The round's two candidates in the order the annotator sees them (left, right)."""
+def left_and_right(round_: Round, candidates, variant_a_id: int,
+                   a_on_left: bool | None = None) -> tuple[Candidate, Candidate]:
+    """The round's two candidates in the order the viewer sees them (left, right): the round's
+    sides for its author, ``a_on_left`` (the review assignment's own) for a reviewer."""
     by_variant_a = {candidate.variant_id == variant_a_id: candidate for candidate in candidates}
     if len(by_variant_a) != 2:
         raise Candidate.DoesNotExist(f"Round {round_.pk} does not have one candidate per variant.")
     a, b = by_variant_a[True], by_variant_a[False]
-    return (a, b) if round_.variant_a_on_left else (b, a)
+    on_left = round_.variant_a_on_left if a_on_left is None else a_on_left
+    return (a, b) if on_left else (b, a)

@@ -6,6 +6,7 @@ assignments  Assignment: an item handed to one annotator, with an expiring lock
 rounds       Round, Candidate: the annotator's recorded turn and the agents' sampled responses
 playback     ClipServing: what of each clip the server sent to its annotator (proof of playback)
 comparisons  Comparison: the annotator's judgment of one candidate pair
+reviews      ReviewItem, GoldAnswer: a recorded pair sent to more annotators, its known answer
 statistics   StatisticsReport: leads' statistics, precomputed by a worker
 training     PreferenceSnapshot, TrainingJob, TrainingMetric: what engineers train on and run
 """
@@ -15,6 +16,7 @@ from labeling_app.models.campaigns import Campaign, Scenario
 from labeling_app.models.choices import DIMENSIONS, Judgment, Overall
 from labeling_app.models.comparisons import Comparison
 from labeling_app.models.playback import ClipServing
+from labeling_app.models.reviews import GoldAnswer, ReviewItem
 from labeling_app.models.rounds import Candidate, Round
 from labeling_app.models.statistics import StatisticsReport
 from labeling_app.models.training import PreferenceSnapshot, TrainingJob, TrainingMetric
@@ -28,9 +30,11 @@ __all__ = [
     "Candidate",
     "ClipServing",
     "Comparison",
+    "GoldAnswer",
     "Judgment",
     "Overall",
     "PreferenceSnapshot",
+    "ReviewItem",
     "Round",
     "Scenario",
     "StatisticsReport",

@@ -31,8 +31,13 @@ class Comparison(models.Model):
     scenario = models.ForeignKey(
         "labeling_app.Scenario", on_delete=models.PROTECT, related_name="comparisons"
     )
-    round = models.OneToOneField(
-        "labeling_app.Round", on_delete=models.PROTECT, related_name="comparison"
+    # The round whose pair was judged: by its author (``review`` null, once per round) or by a
+    # reviewer of it (``review`` set, once per reviewer).
+    round = models.ForeignKey(
+        "labeling_app.Round", on_delete=models.PROTECT, related_name="comparisons"
+    )
+    review = models.ForeignKey(
+        "labeling_app.ReviewItem", null=True, blank=True, on_delete=models.PROTECT, related_name="comparisons"
     )
     candidate_a = models.ForeignKey(
         "labeling_app.Candidate", on_delete=models.PROTECT, related_name="+"
@@ -60,8 +65,13 @@ class Comparison(models.Model):
         ordering = ["-submitted_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["annotator", "scenario"], name="comparison_once_per_annotator_item"
+                fields=["annotator", "scenario"], condition=models.Q(review__isnull=True),
+                name="comparison_once_per_annotator_item",
             ),
+            models.UniqueConstraint(
+                fields=["round"], condition=models.Q(review__isnull=True), name="comparison_once_per_round"
+            ),
+            models.UniqueConstraint(fields=["review", "annotator"], name="comparison_review_once_per_annotator"),
             models.CheckConstraint(
                 condition=~models.Q(candidate_a=models.F("candidate_b")),
                 name="comparison_candidates_differ",

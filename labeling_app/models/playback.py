@@ -9,15 +9,19 @@ from django.db import models
 
 
 class ClipServing(models.Model):
-    """The byte ranges of one candidate's clip served to the round's annotator.
+    """The byte ranges of one candidate's clip served to one viewer (the author or a reviewer).
 
     ``served_ranges`` is a sorted list of disjoint ``[start, end)`` intervals of bytes the web
     server actually handed to the connection (not merely asked for: a request dropped early
     counts only what went out); ``served_bytes`` is their total length.
     """
 
-    candidate = models.OneToOneField(
-        "labeling_app.Candidate", on_delete=models.PROTECT, related_name="serving"
+    candidate = models.ForeignKey(
+        "labeling_app.Candidate", on_delete=models.PROTECT, related_name="servings"
+    )
+    # Null: served to the round's author; else to the reviewer holding this review assignment.
+    assignment = models.ForeignKey(
+        "labeling_app.Assignment", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     size_bytes = models.PositiveBigIntegerField(help_text="Size of the clip when it was served.")
     served_ranges = models.JSONField(default=list)
@@ -28,6 +32,10 @@ class ClipServing(models.Model):
 
     class Meta:
         constraints = [
+            models.UniqueConstraint(
+                fields=["candidate"], condition=models.Q(assignment__isnull=True), name="clip_serving_once_for_author"
+            ),
+            models.UniqueConstraint(fields=["candidate", "assignment"], name="clip_serving_once_per_reviewer"),
             models.CheckConstraint(
                 condition=models.Q(served_bytes__lte=models.F("size_bytes")), name="clip_serving_within_size"
             ),

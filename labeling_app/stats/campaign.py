@@ -70,6 +70,22 @@ def agreement_section(campaign: Campaign, item: str) -> dict:
     return {"item": item, "fields": per_field, "weekly": weekly, "pairs": pairs}
 
 
+def gold_section(campaign: Campaign) -> tuple[dict, dict]:
+    """Gold accuracy: per annotator ({id: {"n", "correct", "fields"}}, every field pooled) and
+    for the campaign per field with Wilson intervals."""
+    per_annotator, totals = {}, defaultdict(lambda: [0, 0])
+    for row in queries.gold_counts(campaign):
+        fields = {f: {"n": row[f"{f}__n"], "correct": row[f"{f}__correct"]} for f in FIELDS if row[f"{f}__n"]}
+        for f, c in fields.items():
+            totals[f][0] += c["correct"]
+            totals[f][1] += c["n"]
+        per_annotator[row["annotator_id"]] = {"n": sum(c["n"] for c in fields.values()),
+                                              "correct": sum(c["correct"] for c in fields.values()), "fields": fields}
+    section = {"annotators": len(per_annotator),
+               "fields": {f: {"correct": c, "n": n, **_rate(c, n)} for f, (c, n) in totals.items()}}
+    return per_annotator, section
+
+
 def annotator_rows(campaign: Campaign, agreement: dict, gold: dict | None = None,
                    config: AnomalyConfig = AnomalyConfig()) -> list[dict]:
     """Per annotator: volume, position bias with its interval, time, agreement with the others
@@ -110,7 +126,7 @@ def annotator_rows(campaign: Campaign, agreement: dict, gold: dict | None = None
     return out
 
 
-def campaign_report(campaign: Campaign, bootstrap_rounds: int = 200, gold: dict | None = None) -> dict:
+def campaign_report(campaign: Campaign, bootstrap_rounds: int = 200) -> dict:
     """Everything the campaign page and the API show, from the campaign's comparisons."""
     counts = queries.outcome_counts(campaign)
     variants = [_variant(campaign.variant_a), _variant(campaign.variant_b)]
@@ -124,6 +140,7 @@ def campaign_report(campaign: Campaign, bootstrap_rounds: int = 200, gold: dict 
         position[field] = {"left": left, "right": right, **_rate(left, left + right)}
     agreement = {item: agreement_section(campaign, item) for item in queries.ITEM_KEYS}
     days = queries.per_day(campaign)
+    gold, gold_summary = gold_section(campaign)
     return {
         "version": REPORT_VERSION,
         "generated_at": timezone.now().isoformat(),
@@ -143,6 +160,7 @@ def campaign_report(campaign: Campaign, bootstrap_rounds: int = 200, gold: dict 
             "per_day": [{"day": d["day"].isoformat(), "n": d["n"], "mean_ms": d["mean_ms"],
                          "annotators": d["annotators"]} for d in days],
         },
+        "gold": gold_summary,
         "annotators": annotator_rows(campaign, agreement["clip"] if agreement["clip"]["pairs"] else agreement["scenario"], gold),
     }
 

@@ -109,7 +109,8 @@ def per_day(campaign: Campaign) -> list[dict]:
 
 
 # What counts as "the same item" for agreement:
-#   clip      the same recorded pair (the left candidate's round): identical clips, the real thing
+#   clip      the same recorded pair (the left candidate's round): identical clips, the real thing;
+#             review items (models.reviews) are what puts several annotators on one clip pair
 #   scenario  the same scenario, each annotator with their own turn: a weaker proxy
 ITEM_KEYS = {"clip": "candidate_a__round_id", "scenario": "scenario_id"}
 
@@ -154,6 +155,23 @@ def pair_confusions(campaign: Campaign, item: str = "clip") -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(sql, [campaign.variant_a_id, campaign.pk])
         return cursor.fetchall()
+
+
+def gold_counts(campaign: Campaign) -> list[dict]:
+    """One row per annotator who judged gold items: per field, how many votes met a known
+    answer (``<field>__n``) and how many matched it (``<field>__correct``), oriented as above."""
+    counts = {}
+    for field in FIELDS:
+        known = Q(**{f"review__gold__{field}__gt": ""})
+        matched = Q()
+        for category, condition in category_filters(campaign, field).items():
+            matched |= condition & Q(**{f"review__gold__{field}": category})
+        counts[f"{field}__n"] = Count("id", filter=known)
+        counts[f"{field}__correct"] = Count("id", filter=known & matched)
+    return list(
+        comparisons_of(campaign).filter(review__gold__isnull=False)
+        .values("annotator_id").annotate(**counts).order_by("annotator_id")
+    )
 
 
 def first_is_left_expression(campaign: Campaign) -> ExpressionWrapper:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -40,7 +41,7 @@ def compare(request: HttpRequest, round_id) -> HttpResponse:
     round_ = _own_round(request, round_id)
     if round_ is None:
         return page_error(request, ROUND_NOT_FOUND, 404)
-    if Comparison.objects.filter(round=round_).exists():
+    if Comparison.objects.filter(round=round_, review__isnull=True).exists():
         return redirect("labeling:workspace")
     campaign = round_.scenario.campaign
     left, right = left_and_right(round_, list(Candidate.objects.filter(round=round_).order_by("pk")), campaign.variant_a_id)
@@ -80,6 +81,13 @@ def vote(request: HttpRequest, round_id) -> JsonResponse:
     """Form-encoded POST of the vote (fields in ``ComparisonForm``). 201 on the first save, 200
     for a retry with the same ``submission_token``: ``{"comparison", "next_url"}``; 4xx ``{"error",
     "fields"}``."""
+    return submit_vote(request, lambda validated: do_submit_comparison(request.user, round_id, validated))
+
+
+def submit_vote(request: HttpRequest, submit: Callable[[Callable[[list[str]], Vote]], tuple[Comparison, bool]]
+                ) -> JsonResponse:
+    """Run ``submit(validated_vote)`` (an action) and answer as ``vote`` documents; shared by
+    the author's vote and a reviewer's (``views.reviews``)."""
 
     def validated_vote(dimensions: list[str]) -> Vote:
         form = ComparisonForm(request.POST, dimensions=dimensions)
@@ -88,7 +96,7 @@ def vote(request: HttpRequest, round_id) -> JsonResponse:
         return form.vote()
 
     try:
-        comparison, created = do_submit_comparison(request.user, round_id, validated_vote)
+        comparison, created = submit(validated_vote)
     except InvalidVote as invalid:
         fields = {name: [str(e) for e in errors] for name, errors in invalid.form.errors.items()}
         return json_error(invalid.form.first_error(), 400, fields=fields)

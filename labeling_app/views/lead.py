@@ -13,13 +13,16 @@ from auditlog.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from labeling_app import charts
+from labeling_app.actions import Refused
+from labeling_app.actions.reviews import do_create_reviews, reviewable_rounds
 from labeling_app.api.permissions import is_lead
-from labeling_app.models import Campaign, Comparison, StatisticsReport
+from labeling_app.models import Campaign, Comparison, ReviewItem, StatisticsReport
 from labeling_app.roles import LEAD
 from labeling_app.stats import refresh
 from labeling_app.stats.anomalies import FLAG_LABELS
@@ -120,9 +123,42 @@ def campaign(request: HttpRequest, campaign_id: int) -> HttpResponse:
         context["volume_chart"] = charts.bar_chart([(d["day"][5:], d["n"]) for d in days], "Comparisons per day")
         context["time_chart"] = charts.bar_chart([(d["day"][5:], (d["mean_ms"] or 0) / 1000) for d in days],
                                                  "Mean seconds per comparison, per day", fmt="{:.1f}")
+        gold = data.get("gold") or {}
+        if gold.get("fields"):
+            context["gold_chart"] = charts.interval_chart(
+                [{"label": FIELD_LABELS[f], "value": g["rate"], "low": g["low"], "high": g["high"]}
+                 for f, g in gold["fields"].items()],
+                "Gold accuracy of all annotators per judgment, 95% Wilson intervals", 0, 1)
         context["annotators"] = data["annotators"]
         context["flagged"] = sum(1 for row in data["annotators"] if row["flags"])
     return render(request, "lead/campaign.html", context)
+
+
+@lead_required
+def reviews(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """Review and gold items of a campaign: how many there are, how far their votes got, and a
+    form that sends finished rounds to more annotators (gold answers are set in the admin)."""
+    campaign = get_object_or_404(Campaign.objects.select_related("variant_a", "variant_b"), pk=campaign_id)
+    error, status = "", 200
+    if request.method == "POST":
+        try:
+            count, reviewers = int(request.POST.get("count", "")), int(request.POST.get("reviewers", ""))
+        except ValueError:
+            error, status = "Give the number of rounds and of reviewers as whole numbers.", 400
+        else:
+            try:
+                made = do_create_reviews(campaign, count, reviewers, by=request.user)
+            except Refused as refused:
+                error, status = refused.message, refused.status
+            else:
+                return redirect(f"{request.path}?made={len(made)}")
+    items = (ReviewItem.objects.filter(round__scenario__campaign=campaign)
+             .select_related("gold").annotate(votes=Count("comparisons")).order_by("-created_at"))
+    page = Paginator(items, 50).get_page(request.GET.get("page"))
+    return render(request, "lead/reviews.html", {
+        "role": LEAD, "campaign": campaign, "page": page, "error": error, "made": request.GET.get("made"),
+        "reviewable": reviewable_rounds(campaign).count(),
+    }, status=status)
 
 
 @lead_required

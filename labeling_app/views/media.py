@@ -21,7 +21,7 @@ from django.views.decorators.http import require_safe
 
 from labeling_app.actions.playback import do_record_clip_served
 from labeling_app.media_checks import content_type_for
-from labeling_app.models import Candidate, Round
+from labeling_app.models import Assignment, Candidate, Round
 
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 CHUNK = 64 * 1024
@@ -94,20 +94,26 @@ def candidate_media(request: HttpRequest, candidate_id) -> HttpResponse:
     candidate = (
         Candidate.objects.filter(public_id=candidate_id, status=Candidate.Status.READY)
         .select_related("round")
-        .only("media", "round__annotator_id")
+        .only("media", "round_id", "round__annotator_id")
         .first()
     )
-    if candidate is None or not candidate.media or not _may_view(
-        request.user, candidate.round.annotator_id, "labeling_app.view_candidate"
-    ):
+    if candidate is None or not candidate.media:
         raise Http404("No such response.")
-    # Only what the round's own annotator receives is evidence that they watched it.
-    own = request.user.pk == candidate.round.annotator_id
+    # Only what the round's own annotator, or a reviewer holding it, receives is evidence that
+    # they watched it; a reviewer's is kept under their review assignment.
+    own = request.user.is_authenticated and request.user.pk == candidate.round.annotator_id
+    review = None if own or not request.user.is_authenticated else (
+        Assignment.objects.filter(annotator=request.user, review__round_id=candidate.round_id)
+        .exclude(status=Assignment.Status.EXPIRED).values_list("pk", flat=True).first()
+    )
+    if not (own or review or _may_view(request.user, candidate.round.annotator_id, "labeling_app.view_candidate")):
+        raise Http404("No such response.")
 
     def record(size: int, start: int, sent: int) -> None:
-        do_record_clip_served(candidate.pk, size, start, sent)
+        do_record_clip_served(candidate.pk, size, start, sent, assignment_id=review)
 
-    return _serve(request, candidate.media, "video/mp4", "response.mp4", on_sent=record if own else None)
+    return _serve(request, candidate.media, "video/mp4", "response.mp4",
+                  on_sent=record if own or review else None)
 
 
 @require_safe

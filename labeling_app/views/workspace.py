@@ -103,6 +103,8 @@ def item(request: HttpRequest, assignment_id: int) -> HttpResponse:
     if assignment.status == Assignment.Status.EXPIRED:
         return page_error(request, "Your time on this item ran out and it was released. "
                           "Go back to the workspace for the next item.", 410)
+    if assignment.review_id is not None:  # someone else's recorded pair: straight to comparing
+        return redirect("labeling:review-compare", assignment.pk)
     if round_ is not None:
         statuses = set(Candidate.objects.filter(round=round_).order_by().values_list("status", flat=True))
         if statuses == {Candidate.Status.READY}:

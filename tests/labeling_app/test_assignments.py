@@ -241,7 +241,7 @@ class TestNextItemEndpoint:
         for _ in range(others):  # other annotators' assignments must not add queries
             do_claim_next_assignment(make_user(ANNOTATOR))
         client.force_login(annotator)
-        with django_assert_max_num_queries(12):
+        with django_assert_max_num_queries(13):  # 12, and one look for a free review item
             response = client.post(reverse("labeling:next"), HTTP_ACCEPT="application/json")
         assert response.json()["item"] is not None
         # Resuming: the user's active flag and password (session and user are cached) and the item.
