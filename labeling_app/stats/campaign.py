@@ -18,7 +18,7 @@ from labeling_app.stats.agreement import cohen_kappa, krippendorff_alpha, percen
 from labeling_app.stats.anomalies import AnomalyConfig, flags_for, vote_outlier_z, z_to_p
 from labeling_app.stats.bradley_terry import PairOutcomes, bootstrap
 from labeling_app.stats.intervals import wilson
-from labeling_app.stats.queries import CATEGORIES, FIELDS, TIE_CATEGORIES
+from labeling_app.stats.queries import FIELDS, TIE_CATEGORIES
 
 REPORT_VERSION = 1
 
@@ -47,16 +47,16 @@ def _variant(variant: AgentVariant) -> dict:
 def agreement_section(campaign: Campaign, item: str) -> dict:
     """Alpha and percent agreement per field, the weekly alpha of the overall preference, and
     Cohen's kappa for every annotator pair that shared items."""
-    rows = queries.item_value_counts(campaign, item)
+    _, counts = queries.item_value_counts(campaign, item)  # (items, fields, categories)
     per_field = {}
-    for field in FIELDS:
-        matrix = np.array([[row[f"{field}__{c}"] for c in CATEGORIES] for row in rows], dtype=float).reshape(-1, len(CATEGORIES))
+    for position, field in enumerate(FIELDS):
+        matrix = counts[:, position, :]
         per_field[field] = {"alpha": krippendorff_alpha(matrix), "percent": percent_agreement(matrix),
                             "items": int((matrix.sum(axis=1) >= 2).sum())}
-    weekly_rows = queries.item_value_counts(campaign, item, fields=("overall",), weekly=True)
+    weeks, weekly_counts = queries.item_value_counts(campaign, item, fields=("overall",), weekly=True)
     by_week = defaultdict(list)
-    for row in weekly_rows:
-        by_week[row["week"]].append([row[f"overall__{c}"] for c in CATEGORIES])
+    for week, row in zip(weeks, weekly_counts[:, 0, :]):
+        by_week[week].append(row)
     weekly = [{"week": week.date().isoformat() if hasattr(week, "date") else str(week),
                "alpha": krippendorff_alpha(np.array(m, dtype=float)), "items": len(m)}
               for week, m in sorted(by_week.items())]

@@ -153,6 +153,7 @@ def main() -> int:
             "page: dashboard": "/lead/",
             "page: annotator drill-down": f"/lead/campaigns/{campaign.pk}/annotators/{annotator_id}/",
             "page: audit trail": "/lead/audit/",
+            "page: review and gold items": f"/lead/campaigns/{campaign.pk}/reviews/",
             "api: campaign statistics": f"/api/campaigns/{campaign.pk}/statistics/",
             "api: overall statistics": "/api/statistics/",
             "api: comparisons (page of 100)": f"/api/comparisons/?campaign={campaign.pk}&page_size=100",
