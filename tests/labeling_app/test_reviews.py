@@ -211,3 +211,31 @@ def test_a_lead_sends_finished_rounds_to_review_from_the_campaign_page(client, m
     assert sorted(ReviewItem.objects.values_list("reviewers", "created_by")) == [(4, lead.pk)] * 2
     page = client.get(made.url).content.decode()
     assert "2 review items made" in page and page.count("<tr><td><a href=") == 2
+
+
+def test_leads_see_review_items_and_their_gold_answers_in_the_admin_and_the_audit_trail(client, media_root, lead):
+    campaign = make_campaign()
+    round_ = make_ready_round(campaign.scenarios.get(), make_user())
+    client.force_login(lead)
+    # Through the admin's add form, as a lead does it; the round must have both responses ready.
+    response = client.post("/admin/labeling_app/reviewitem/add/", {
+        "round": round_.pk, "reviewers": "3",
+        "gold-TOTAL_FORMS": "1", "gold-INITIAL_FORMS": "0", "gold-MIN_NUM_FORMS": "0", "gold-MAX_NUM_FORMS": "1",
+        "gold-0-overall": "second", "gold-0-speaking": "", "gold-0-listening": "", "gold-0-manipulation": "",
+        "gold-0-identity": "", "gold-0-qa_safety": "",
+    })
+    assert response.status_code == 302, response.content.decode()[:3000]
+    review = ReviewItem.objects.get()
+    assert (review.reviewers, review.created_by, review.gold.answers(), review.gold.created_by) == (
+        3, lead, {"overall": "second"}, lead)
+    assert client.get(f"/admin/labeling_app/reviewitem/{review.pk}/change/").status_code == 200
+    from auditlog.models import LogEntry
+
+    logged = LogEntry.objects.filter(content_type__model__in=["reviewitem", "goldanswer"])
+    assert sorted(logged.values_list("content_type__model", "actor")) == [("goldanswer", lead.pk), ("reviewitem", lead.pk)]
+    assert "goldanswer" in client.get("/lead/audit/?model=goldanswer").content.decode()
+    Candidate.objects.filter(round=round_).update(status=Candidate.Status.FAILED)
+    refused = client.post("/admin/labeling_app/reviewitem/add/", {
+        "round": round_.pk, "reviewers": "3", "gold-TOTAL_FORMS": "0", "gold-INITIAL_FORMS": "0",
+        "gold-MIN_NUM_FORMS": "0", "gold-MAX_NUM_FORMS": "1"})
+    assert "both ready" in refused.content.decode()
