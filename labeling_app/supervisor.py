@@ -8,6 +8,10 @@ started again after a delay that doubles on each quick failure (1 s, 2 s, 4 s ..
 running meanwhile. A child that fails ``GIVE_UP_AFTER`` times in a row right after starting
 is broken, not unlucky (a bad setting, a missing module): the supervisor then stops and says so.
 
+Each child also gets SIGTERM from the kernel when ``serve`` itself dies, however it died
+(``PR_SET_PDEATHSIG``): its own process group no longer shares ``serve``'s fate otherwise, and a
+web server left behind would hold the port.
+
 The worker is restarted under the same node name, so its sweeper's first act
 (``workers.sweeper``) queues again whatever the dead process left running, without waiting
 for the stale-heartbeat timeout.
@@ -15,6 +19,7 @@ for the stale-heartbeat timeout.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -29,6 +34,7 @@ STABLE_SECONDS = 60.0
 # Exits within QUICK_EXIT_SECONDS of the start, this many in a row: the child cannot start at all.
 QUICK_EXIT_SECONDS = 10.0
 GIVE_UP_AFTER = 5
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class ChildKeepsFailing(RuntimeError):
@@ -76,7 +82,8 @@ class Supervisor:
     def _spawn(self, child: Child) -> None:
         # Its own process group: the whole child (gunicorn's worker, Celery's pool) can be
         # cleaned up after it died, and a Ctrl-C in the terminal reaches only ``serve``.
-        child.process = subprocess.Popen(child.command, process_group=0, **child.popen_kwargs)
+        child.process = subprocess.Popen(child.command, process_group=0, preexec_fn=_die_with_parent,
+                                         **child.popen_kwargs)
         child.started_at = time.monotonic()
         child.restart_at = None
         self.log(f"{child.name} started (pid {child.process.pid})")
@@ -121,6 +128,11 @@ class Supervisor:
             if child.process is not None:
                 _kill_group(child.process.pid)
                 child.process.wait()
+
+
+def _die_with_parent() -> None:
+    """Runs in the child between fork and exec: SIGTERM it when the supervisor dies."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _signal_group(pgid: int, signum: int) -> None:

@@ -193,3 +193,22 @@ def test_serve_restarts_a_killed_worker_and_web_process_and_a_round_started_befo
                 os.killpg(serve.pid, signal.SIGKILL)
                 raise
     assert serve.returncode == 0, log_path.read_text()[-3000:]
+
+
+def test_the_children_die_with_a_supervisor_that_was_killed(tmp_path):
+    script = ("import sys, time; from labeling_app.supervisor import Child, Supervisor;"
+              " s = Supervisor([Child('sleeper', [sys.executable, '-c', 'import time; time.sleep(120)'])], print);"
+              " s.start(); sys.stdout.flush(); time.sleep(120)")
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    child_pid = int(re.search(r"sleeper started \(pid (\d+)\)", parent.stdout.readline()).group(1))
+    os.kill(child_pid, 0)  # alive
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            os.kill(child_pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "the child outlived its supervisor"
+        time.sleep(0.1)
