@@ -38,7 +38,7 @@ class ComparisonSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Comparison
-        fields = ["id", "public_id", "campaign", "scenario", "round", "clip", "annotator", "annotator_username",
+        fields = ["id", "public_id", "campaign", "scenario", "round", "clip", "review", "annotator", "annotator_username",
                   "candidate_a", "candidate_b", "variant_left", "variant_right", *DIMENSIONS, "overall",
                   "strength", "confidence", "rationale", "time_spent_ms", "plays_a", "plays_b", "submitted_at"]
 

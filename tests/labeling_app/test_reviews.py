@@ -92,6 +92,10 @@ def test_three_annotators_judge_the_same_recorded_pair_once_each_and_alpha_comes
     assert clip["fields"]["overall"]["items"] == 3
     assert clip["fields"]["overall"]["alpha"] == pytest.approx(expected, abs=1e-9)
     assert len(clip["pairs"]) == 3  # every reviewer pair shared all three pairs
+    client.force_login(lead)  # scripts tell review votes apart and group them by clip
+    listed = client.get(f"/api/comparisons/?campaign={campaign.pk}&page_size=100").json()["results"]
+    assert sorted((row["review"], row["clip"]) for row in listed) == sorted(
+        (review.pk, review.round_id) for review in reviews for _ in range(3))
 
 
 def test_an_author_is_not_offered_their_own_round_for_review(client, media_root):
