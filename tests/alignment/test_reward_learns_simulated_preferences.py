@@ -7,7 +7,7 @@ speech frames in which the agent is silent), with Bradley-Terry noise. A short C
 ``python -m alignment.reward`` (in process, no DeepSpeed) on that snapshot then scores the held-out
 rounds. Measured (seed 0, 24 rounds, 14 training / 10 held-out pairs of which 6 decisive, 4
 ties): held-out overall accuracy 1.00 against the simulator's labels (eval loss 0.60 from ln 2 =
-0.69 after 2 epochs); the simulator's self-agreement on these pairs is 0.967 and its truth
+0.69 after 2 epochs); the simulator's self-agreement on these pairs is 0.966 and its truth
 agreement (the ceiling: what a model knowing the metric exactly would score) 0.979. Chance is
 0.5; the test asks for 0.75. Rollouts are sampled once per run into the test's tmp dir.
 """
