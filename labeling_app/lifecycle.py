@@ -15,7 +15,8 @@ was superseded. A finished row (done, failed, cancelled) is never changed again.
 
 Nothing waits forever: ``sweep`` (run every few seconds by each worker, see
 ``workers.sweeper``) sends again the message of a queued row that has waited too long (the
-broker may have been down when the site committed it), and queues again a running row whose
+broker may have been down when the site committed it; later resends back off, see
+``_resend``), and queues again a running row whose
 heartbeat stopped (its worker died, was killed by the hard time limit or is paused). A row is
 attempted at most ``max_attempts`` times; after that it fails with a readable error.
 
@@ -48,6 +49,8 @@ from labeling_app.queue import send_task_on_commit
 logger = logging.getLogger(__name__)
 
 QUEUED, RUNNING, FAILED, CANCELLED = "queued", "running", "failed", "cancelled"
+# Resends of a queued row's message back off (doubling) up to this many times ``resend_after``.
+RESEND_BACKOFF_LIMIT = 8
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,11 @@ class Lifecycle:
     stale_after: timedelta  # a running row whose heartbeat is older belongs to a dead worker
     resend_after: timedelta  # a queued row older than this may have lost its message
     can_cancel: bool
+
+    @property
+    def resend_max(self) -> timedelta:
+        """The longest wait between two resends of one row's message (the backoff's bound)."""
+        return self.resend_after * RESEND_BACKOFF_LIMIT
 
     @property
     def finished(self) -> tuple[str, ...]:
@@ -169,7 +177,10 @@ def retry_or_fail(attempt: Attempt, error: str, countdown: float) -> str:
         message = f"{error} (gave up after {attempt.number} attempts)"
         return FAILED if fail(attempt, message) else ""
     with transaction.atomic():
-        if not attempt.rows().update(status=QUEUED, error=error[:2000], sent_at=timezone.now()):
+        # ``sent_at`` is when the message is due: the sweeper's resend counts from there, so it
+        # never cuts a backoff short.
+        due = timezone.now() + timedelta(seconds=countdown)
+        if not attempt.rows().update(status=QUEUED, error=error[:2000], sent_at=due):
             return ""
         _send(attempt.lifecycle, attempt.pk, countdown)
     return QUEUED
@@ -228,19 +239,33 @@ def _requeue(lifecycle: Lifecycle, which: models.Q) -> list[int]:
 
 
 def _resend(lifecycle: Lifecycle, now) -> list[int]:
-    """Send again the message of each queued row that has waited longer than ``resend_after``
-    since its last message. A message that was not lost after all only costs a no-op claim."""
+    """Send again the message of each queued row whose last message may have been lost.
+
+    The first resend comes ``resend_after`` after the last message; each later one waits as long
+    as the row had already been queued when its message was last sent, so the spacing doubles, up
+    to ``resend_max``. A broker that is down for an hour gets a handful of messages per row instead
+    of one per sweep, and a long but healthy queue is not filled with duplicates. A message that
+    was not lost after all only costs a no-op claim.
+    """
     manager = lifecycle.model.objects
     last_sent = Coalesce("sent_at", lifecycle.created_field)
     with transaction.atomic():
-        pks = list(manager.select_for_update(skip_locked=True)
-                   .annotate(last_sent=last_sent)
-                   .filter(status=QUEUED, last_sent__lt=now - lifecycle.resend_after)
-                   .values_list("pk", flat=True))
+        rows = (manager.select_for_update(skip_locked=True)
+                .annotate(last_sent=last_sent)
+                .filter(status=QUEUED, last_sent__lt=now - lifecycle.resend_after)
+                .values_list("pk", "last_sent", lifecycle.created_field, "heartbeat_at"))
+        pks = [pk for pk, sent, created, heartbeat in rows
+               if now - sent >= _resend_wait(lifecycle, sent, queued_since=max(created, heartbeat or created))]
         manager.filter(pk__in=pks).update(sent_at=now)
         for pk in pks:
             _send(lifecycle, pk)
     return pks
+
+
+def _resend_wait(lifecycle: Lifecycle, last_sent, queued_since) -> timedelta:
+    """How long after ``last_sent`` a row's message is sent again. ``queued_since``: when it was
+    created, or when its last attempt stopped beating (it was queued again then)."""
+    return min(lifecycle.resend_max, max(lifecycle.resend_after, last_sent - queued_since))
 
 
 def _fail_exhausted(lifecycle: Lifecycle, pk: int, attempts: int, now) -> None:

@@ -35,7 +35,10 @@ def client() -> Celery:
 def send_task_now(name: str, *args, countdown: float | None = None) -> bool:
     """Send ``name(*args)``; False (logged) when the broker could not take it."""
     try:
-        client().send_task(name, args=args, countdown=countdown)
+        # No result is asked for: the rows carry every outcome. (Asking subscribes to the result
+        # backend; with Redis, one outage leaves that subscription broken for the process's life,
+        # and every later send would fail.)
+        client().send_task(name, args=args, countdown=countdown, ignore_result=True)
     except Exception:  # the broker is unreachable or refused: the sweeper sends it again
         logger.warning("could not send %s%s; it will be sent again", name, args, exc_info=True)
         return False

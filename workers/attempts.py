@@ -17,7 +17,9 @@ A worker that dies outright (killed, hard time limit) stops beating instead; the
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -28,6 +30,7 @@ from labeling_app.lifecycle import Attempt, Heartbeat, Superseded
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 300.0
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def backoff(attempt: Attempt) -> float:
@@ -74,7 +77,18 @@ class guarded:
         if isinstance(exc, SoftTimeLimitExceeded):
             error = f"It took longer than the time limit ({self.time_limit:g} s)."
         else:
-            error = f"Unexpected error: {type(exc).__name__}: {exc}"
+            error = f"Unexpected error: {type(exc).__name__}: {exc}{where(tb)}"
         logger.error("%s: %s", name, error, exc_info=(exc_type, exc, tb))
         self.outcome = self._retry_or_fail(self.attempt, error, backoff(self.attempt)) or "superseded"
         return True
+
+
+def where(tb) -> str:
+    """" (in path:line, function)" for the innermost frame of the project's own code, so the
+    row's error says which step broke without a log at hand ("" when none is ours)."""
+    ours = [frame for frame in traceback.extract_tb(tb)
+            if "site-packages" not in frame.filename and Path(frame.filename).is_relative_to(PROJECT_ROOT)]
+    if not ours:
+        return ""
+    frame = ours[-1]
+    return f" (in {Path(frame.filename).relative_to(PROJECT_ROOT)}:{frame.lineno}, {frame.name})"

@@ -204,3 +204,35 @@ class TestTrainingJobs:
         assert lifecycle.sweep() == {"TrainingJob requeued (stale)": [job.pk]}
         assert sent == [(JOBS.task, job.pk)]
         assert lifecycle.claim(JOBS, job.pk, "gpu-2").number == 2
+
+
+def test_resending_a_lost_message_backs_off_up_to_a_bound(candidate, sent):
+    """A queued row whose message is lost (the broker is down) is sent again after
+    ``resend_after``, then at doubling spacing, never further apart than ``resend_max``."""
+    Candidate.objects.filter(round=candidate.round).exclude(pk=candidate.pk).delete()
+    start = Candidate.objects.get(pk=candidate.pk).queued_at
+    step = CANDIDATES.resend_after / 8
+    sends = []
+    for tick in range(1, 8 * 60):
+        now = start + tick * step
+        if lifecycle.sweep(now=now):
+            sends.append(now)
+    gaps = [(b - a) / CANDIDATES.resend_after for a, b in zip([start, *sends], sends)]
+    assert len(sent) == len(sends) and all(pk == candidate.pk for _, pk in sent)
+    # About 1, 1, 2, 4, then the bound (8) each time; a sweep every step lands at most a step late.
+    expected = [1, 1, 2, 4] + [CANDIDATES.resend_max / CANDIDATES.resend_after] * (len(gaps) - 4)
+    assert gaps == pytest.approx(expected, abs=0.5), gaps
+    assert len(gaps) >= 8
+
+
+def test_the_sweep_never_cuts_a_retry_backoff_short(candidate, sent):
+    Candidate.objects.filter(round=candidate.round).exclude(pk=candidate.pk).delete()
+    attempt = lifecycle.claim(CANDIDATES, candidate.pk, "w1")
+    countdown = 3 * CANDIDATES.resend_after.total_seconds()
+    assert lifecycle.retry_or_fail(attempt, "Unexpected error: OSError: disk full", countdown) == "queued"
+    sent.clear()
+    now = timezone.now()
+    assert lifecycle.sweep(now=now + timedelta(seconds=countdown)) == {}  # the message is only due now
+    # Lost after all: sent again once it has been due for as long as it had waited, within the bound.
+    resent = lifecycle.sweep(now=now + timedelta(seconds=countdown) + CANDIDATES.resend_max)
+    assert resent == {"Candidate sent again": [candidate.pk]}
