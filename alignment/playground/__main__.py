@@ -22,9 +22,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.motion_reference_clips < 1:
         parser.error("--motion-reference-clips must be >= 1")
+    try:
+        variants = read_variants(args.variants) if args.variants else ()
+    except (OSError, ValueError) as exc:
+        parser.error(f"--variants: {exc}")
     base = PlaygroundConfig()
     config = PlaygroundConfig(roots=(*base.roots, *args.root),
-                              variants=read_variants(args.variants) if args.variants else (),
+                              variants=variants,
                               out_dir=args.out or base.out_dir, motion_reference_clips=args.motion_reference_clips)
     build_app(config).queue().launch(server_name=args.host, server_port=args.port,
                                      allowed_paths=[str(config.out_dir)])

@@ -66,7 +66,7 @@ def build_app(config: PlaygroundConfig = PlaygroundConfig()) -> gr.Blocks:
                     top_k = gr.Number(value=0, precision=0, label="Top-k (0: all)")
                     steps = gr.Number(value=10, precision=0, label="Diffusion steps")
                     seed = gr.Number(value=i, precision=0, label="Seed")
-                    preset.change(lambda name: _preset(variants, name), preset,
+                    preset.change(lambda name: variant_settings(variants, name), preset,
                                   [checkpoint, audio_t, visual_t, top_k, steps])
                     slots.append([use, checkpoint, audio_t, visual_t, top_k, steps, seed])
         with gr.Row():
@@ -100,7 +100,8 @@ def build_app(config: PlaygroundConfig = PlaygroundConfig()) -> gr.Blocks:
     return app
 
 
-def _preset(variants: dict, name: str):
+def variant_settings(variants: dict, name: str) -> list:
+    """A registered variant's checkpoint and sampling settings, in the slot's widget order."""
     v = variants.get(name)
     if v is None:
         return [gr.update()] * 5

@@ -150,7 +150,7 @@ def test_two_agents_on_an_uploaded_turn_match_the_evaluation(playground, root, t
         expected, metrics, rewards = reference(checkpoint, turn_clip, params, reward)
         table = tables[i]
         assert table["duration_s"] == pytest.approx(expected.duration_seconds)
-        assert probe(videos[i]).duration_seconds == pytest.approx(expected.duration_seconds, abs=0.05)
+        assert probe(videos[i]).duration == pytest.approx(expected.duration_seconds, abs=0.05)
         assert set(table["metrics"]) == set(metrics)
         for name, value in metrics.items():
             shown = table["metrics"][name]
@@ -236,3 +236,17 @@ def test_the_page_shows_two_samples_and_their_metrics(playground, turn_clip):
         finally:
             browser.close()
     assert not errors, errors
+
+
+def test_registered_variants_come_from_an_exported_list(tmp_path):
+    from alignment.playground.app import read_variants, variant_settings
+
+    exported = tmp_path / "variants.json"
+    exported.write_text(json.dumps({"count": 1, "results": [
+        {"id": 3, "name": "cool", "checkpoint": "default", "audio_temperature": 0.6, "visual_temperature": 0.8,
+         "top_k": None, "diffusion_steps": 12}]}))
+    variants = {v["name"]: v for v in read_variants(exported)}
+    assert variant_settings(variants, "cool") == ["default", 0.6, 0.8, 0, 12]
+    exported.write_text(json.dumps([{"name": "no checkpoint"}]))
+    with pytest.raises(ValueError, match="'name' and 'checkpoint'"):
+        read_variants(exported)
