@@ -1,7 +1,7 @@
 """python -m alignment.bench SUBCOMMAND [options]: the alignment benchmarks.
 
 Each subcommand is a module of this package exposing `add_arguments(parser)` and `run(args) -> int`;
-add one by naming it in SUBCOMMANDS. ``reward``: reward-model training throughput against TRL.
+add one by naming it in SUBCOMMANDS. ``reward``: reward-model training throughput against TRL; ``ppo``: PPO step throughput and time shares.
 """
 
 import argparse
@@ -10,6 +10,7 @@ import sys
 
 SUBCOMMANDS = {
     "reward": ("alignment.bench.reward", "reward-model training: pairs per second at 1 and 2 ranks vs TRL"),
+    "ppo": ("alignment.bench.ppo", "PPO: steps per minute and rollout / scoring / learning shares at 1 and 2 ranks"),
 }
 
 

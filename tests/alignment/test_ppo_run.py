@@ -11,11 +11,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from alignment.metrics_log import read_metrics
+from alignment.ppo.ppo_config import PPOConfig
+from alignment.ppo.run import RunRefused, preflight
 from alignment.reward.model import RewardModel
+from alignment.snapshot import write_snapshot
 from model.agent import AgentModel
 from model.agent.checkpoint import check_safetensors
 from model.zoo import load_agent
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, require_service
 
 TINY_RUN = ["--corpus_prompts", "2", "--episode_frames", "6", "--batch_size", "2", "--mini_batch_size", "1",
             "--diffusion_steps", "4", "--progress", "false"]
@@ -39,16 +43,34 @@ def ppo(*args: str, **popen) -> subprocess.Popen:
 def test_a_reward_model_on_another_backbone_is_refused_before_any_rank_starts(reward_models, tmp_path):
     process = ppo("--output_dir", str(tmp_path / "run"), "--reward_model", str(reward_models["debug"]),
                   "--ranks", "2", *TINY_RUN)
-    output, _ = process.communicate(timeout=120)
+    output, _ = process.communicate(timeout=300)
     assert process.returncode == 2, output
     assert "refused" in output and "backbone" in output and "num_codebooks" in output
     assert "deepspeed" not in output.lower()  # the launcher never ran
     assert not (tmp_path / "run").exists()
 
 
+def test_a_snapshot_without_human_turns_is_refused_before_any_rank_starts(reward_models, tmp_path):
+    empty = write_snapshot(tmp_path / "snapshots", [], {}, ("listening",))
+    process = ppo("--output_dir", str(tmp_path / "run"), "--reward_model", str(reward_models["default"]),
+                  "--snapshot", str(empty.path), "--ranks", "2", *TINY_RUN)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 2, output
+    assert "refused" in output and "no human turns" in output, output
+    assert "deepspeed" not in output.lower()
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_directory_that_is_no_snapshot_is_refused(reward_models, tmp_path):
+    config = PPOConfig(output_dir=str(tmp_path / "run"), reward_model=str(reward_models["default"]),
+                       snapshot=str(tmp_path))
+    with pytest.raises(RunRefused, match="is not a snapshot"):
+        preflight(config)
+
+
 def test_a_missing_reward_model_is_refused(tmp_path):
     process = ppo("--output_dir", str(tmp_path / "run"), "--reward_model", str(tmp_path / "nothing"), *TINY_RUN)
-    output, _ = process.communicate(timeout=120)
+    output, _ = process.communicate(timeout=300)
     assert process.returncode == 2 and "refused" in output and "reward model" in output, output
 
 
@@ -98,3 +120,40 @@ def test_a_run_killed_mid_way_resumes_from_its_last_checkpoint_and_saves_a_g_che
             if file.suffix == ".safetensors":
                 check_safetensors(file)
     assert (out / "curves.png").stat().st_size > 0
+
+
+def wait_for_checkpoint_then_kill(process: subprocess.Popen, state: Path, timeout: float) -> None:
+    """SIGKILL the run's whole process group (launcher and ranks) once `state` exists."""
+    deadline = time.monotonic() + timeout
+    while not state.is_file():
+        assert process.poll() is None, process.communicate()[0]
+        assert time.monotonic() < deadline, f"no checkpoint within {timeout} s"
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.communicate(timeout=60)
+
+
+@pytest.mark.slow
+def test_a_two_rank_deepspeed_run_killed_mid_way_resumes_on_both_ranks(reward_models, tmp_path):
+    require_service("deepspeed", Path(sys.executable).with_name("deepspeed").exists(), "no deepspeed launcher")
+    out = tmp_path / "run"
+    args = ["--output_dir", str(out), "--reward_model", str(reward_models["default"]), "--ranks", "2",
+            "--total_steps", "2", "--save_steps", "1", *TINY_RUN]
+    first = ppo(*args, start_new_session=True)
+    wait_for_checkpoint_then_kill(first, out / "checkpoints" / "step-000001" / "trainer_state.json", timeout=600)
+    checkpoint = out / "checkpoints" / "step-000001"
+    for rank in (0, 1):  # ZeRO-2 partitions the moments: each rank wrote its own
+        for engine in ("actor", "critic"):
+            check_safetensors(checkpoint / f"optimizer-{engine}-rank{rank}.safetensors")
+    assert json.loads((checkpoint / "trainer_state.json").read_text())["world_size"] == 2
+    assert not (out / "policy").exists()
+
+    second = ppo(*args)
+    output, _ = second.communicate(timeout=900)
+    assert second.returncode == 0, output
+    assert "resumed from step 1" in output and "AdamW moments restart" not in output
+    steps = [line["step"] for line in read_metrics(out) if "metrics" in line]
+    assert steps[-1] == 2 and steps.count(2) == 1
+    card = json.loads((out / "policy" / "card.json").read_text())
+    assert card["ranks"] == 2 and card["steps"] == 2
+    AgentModel.from_pretrained(str(out / "policy"))
