@@ -394,6 +394,10 @@ HER_SAMPLING_MAX_ATTEMPTS = env_int("HER_SAMPLING_MAX_ATTEMPTS", 3)
 # After an unexpected error a row is queued again in this many seconds, doubling per attempt.
 HER_RETRY_BACKOFF_SECONDS = float(os.environ.get("HER_RETRY_BACKOFF_SECONDS") or 5)
 HER_JOB_MAX_ATTEMPTS = env_int("HER_JOB_MAX_ATTEMPTS", 3)
+# Training jobs write under HER_JOB_ROOT (one directory per job and attempt); a job may read
+# checkpoints only under HER_CHECKPOINT_ROOTS (labeling_app.actions.jobs.checkpoint_allowed).
+HER_JOB_ROOT = Path(os.environ.get("HER_JOB_ROOT", VAR_DIR / "jobs")).resolve()
+HER_CHECKPOINT_ROOTS = [HER_JOB_ROOT, *map(Path, env_list("HER_CHECKPOINT_ROOTS", [str(VAR_DIR / "checkpoints")]))]
 # Per sampling attempt: the soft limit raises inside the task (the row is retried or failed),
 # the hard limit kills the worker process (a hung decode); both in seconds.
 HER_SAMPLING_SOFT_TIME_LIMIT = env_int("HER_SAMPLING_SOFT_TIME_LIMIT", 600)

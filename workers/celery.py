@@ -18,7 +18,7 @@ django.setup()
 app = Celery("workers")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Task modules are listed, not discovered: a reader sees every task the fleet runs here.
-app.conf.imports = ("workers.health", "workers.sampling", "workers.stats")
+app.conf.imports = ("workers.health", "workers.jobs", "workers.sampling", "workers.stats")
 
 from workers.sweeper import Sweeper  # noqa: E402  (needs django.setup() above)
 
