@@ -1,0 +1,92 @@
+"""model.train: stage 1 (audio) on 2 DeepSpeed ZeRO-2 CPU ranks lowers the loss and leaves the visual
+layers alone; stage 2 (audio-visual) starts from stage 1's weights. Losses are measured here on the
+training clips, not read from the run's logs."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from model.agent import AgentModel
+from model.text import load_text_encoder
+from model.train.corpus import build_corpus, window_batch
+from model.train.sft import VISUAL_PARAMETERS, initial_agent
+from tests.conftest import require_service
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["--clips", "2", "--window_frames", "24", "--per_device_train_batch_size", "1", "--logging_steps", "2",
+        "--warmup_steps", "2", "--save_steps", "4"]
+
+
+def _train(*args: str, timeout: float = 1200) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "model.train", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _losses(agent: AgentModel, batch) -> dict[str, float]:
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(0)
+        return {k: v.item() for k, v in agent.eval().loss(batch).items()}
+
+
+@pytest.fixture(scope="module")
+def stage1(tmp_path_factory) -> Path:
+    require_service("deepspeed", Path(sys.executable).with_name("deepspeed").exists(), "no deepspeed launcher")
+    out = tmp_path_factory.mktemp("sft") / "stage1"
+    run = _train("--stage", "audio", "--out", str(out), "--ranks", "2", "--zero_stage", "2", "--max_steps", "8", *TINY)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def clips(default_codec):
+    return build_corpus(range(2), default_codec, load_text_encoder("default"), initial_agent("tiny", 0).config,
+                        progress=False)
+
+
+@pytest.mark.slow
+def test_a_two_rank_zero2_stage1_lowers_the_audio_loss_and_keeps_the_visual_layers(stage1, clips):
+    card = json.loads((stage1 / "card.json").read_text())
+    assert card["training"]["ranks"] == 2 and card["training"]["deepspeed"] == "zero2.json"
+    assert card["steps"] == 8 and (stage1 / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    start, trained = initial_agent("tiny", 0), AgentModel.from_pretrained(str(stage1))
+    batch = window_batch(clips, 24, start.config, visual=False)
+    before, after = _losses(start, batch), _losses(trained, batch)
+    assert after["audio"] < before["audio"] - 0.3, (before, after)
+    fresh = dict(start.named_parameters())
+    for name, parameter in trained.named_parameters():
+        if name.startswith(VISUAL_PARAMETERS):
+            assert torch.equal(parameter, fresh[name]), f"stage 1 changed the visual layer {name}"
+
+
+@pytest.mark.slow
+def test_stage2_starts_from_the_stage1_weights(stage1, tmp_path):
+    out = tmp_path / "stage2"
+    run = _train("--stage", "audiovisual", "--init", str(stage1), "--out", str(out), "--zero_stage", "0",
+                 "--max_steps", "2", "--learning_rate", "1e-4", *TINY)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert json.loads((out / "card.json").read_text())["init"] == str(stage1)
+    one, two = dict(AgentModel.from_pretrained(str(stage1)).named_parameters()), AgentModel.from_pretrained(str(out))
+    fresh = dict(initial_agent("tiny", 1).named_parameters())
+    moved = False
+    for name, parameter in two.named_parameters():
+        # Two AdamW steps at lr 1e-4 move a weight by at most ~2e-4: far closer to stage 1 than a fresh init is.
+        assert (parameter - one[name]).abs().max() < 1e-3, name
+        moved |= not torch.equal(parameter, one[name])
+        if fresh[name].numel() > 1 and not torch.equal(fresh[name], one[name]):
+            assert (parameter - one[name]).norm() < 0.1 * (fresh[name] - one[name]).norm(), name
+    assert moved, "stage 2 trained nothing"
+    assert any(not torch.equal(p, one[n]) for n, p in two.named_parameters() if n.startswith("diffusion."))
+
+
+def test_bad_stages_are_refused_before_anything_starts(tmp_path):
+    bad = _train("--stage", "video", "--out", str(tmp_path / "x"), timeout=300)
+    assert bad.returncode == 2 and "stage must be one of" in bad.stderr
+    orphan = _train("--stage", "audiovisual", "--out", str(tmp_path / "x"), timeout=300)
+    assert orphan.returncode == 2 and "stage-1 checkpoint" in orphan.stderr
+    assert not (tmp_path / "x").exists()
