@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from labeling_app.views import comparisons, guidelines, home, lead, media, reviews, rounds, workspace
+from labeling_app.views import comparisons, guidelines, home, jobs, lead, media, reviews, rounds, workspace
 
 # The annotator workspace. Rounds and candidates appear in URLs only by their public UUIDs.
 labeling_patterns = [
@@ -33,11 +33,20 @@ lead_patterns = [
     path("audit/", lead.audit, name="audit"),
 ]
 
+# Engineers only: snapshots and training jobs (labeling_app.views.jobs).
+job_patterns = [
+    path("", jobs.jobs, name="jobs"),
+    path("snapshots/", jobs.freeze_snapshot, name="snapshot"),
+    path("<int:job_id>/", jobs.job, name="job"),
+    path("<int:job_id>/cancel/", jobs.cancel, name="cancel"),
+]
+
 urlpatterns = [
     path("", home.home, name="home"),
     path("healthz", home.healthz, name="healthz"),
     path("label/", include((labeling_patterns, "labeling"))),
     path("lead/", include((lead_patterns, "lead"))),
+    path("jobs/", include((job_patterns, "jobs"))),
     path("api/", include(("labeling_app.api.urls", "api"))),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
