@@ -1,11 +1,12 @@
 """Nothing waits forever, with real worker processes and a real broker: an error the code does
 not expect, a message lost while the broker was down, a clip that gets its worker killed every
-time."""
+time, a task delivered twice, and an attempt that wakes up after another one finished."""
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -200,3 +201,64 @@ def test_a_clip_that_kills_its_worker_every_time_fails_after_the_last_attempt(re
     candidate.refresh_from_db()
     assert (candidate.status, candidate.attempts) == ("failed", CANDIDATES.max_attempts)
     assert worker.process.poll() is None  # the worker itself lives on
+
+
+def test_a_task_delivered_to_two_workers_is_sampled_once(redis_worker_env, start_worker, shared_media):
+    """Both workers get the candidate's message at about the same time (each on a queue of its
+    own): one claims it and samples, the other finds it held and does nothing."""
+    candidate = one_candidate(turn_clip("Short turn."))
+    # A loaded machine must not delay a heartbeat past the stale limit here: the takeover of a
+    # stale row is the last test's subject, not this one's.
+    redis_worker_env.update(HER_CANDIDATE_STALE_SECONDS="30")
+    workers = [start_worker(redis_worker_env, queues=f"sampling,twice-{i}") for i in range(2)]
+    client = redis_client()
+    results = [client.send_task(SAMPLE_TASK, args=[candidate.pk], queue=f"twice-{i}") for i in range(2)]
+    try:
+        outcomes = sorted(result.get(timeout=600) for result in results)
+    except Exception as exc:  # the workers' logs say why
+        pytest.fail(f"{exc!r}; worker logs:\n" + "\n".join(w.log_text()[-5000:] for w in workers))
+    # The sweepers may have sent the message again meanwhile, and Redis redelivers a message still
+    # unacknowledged after its visibility timeout: whichever copy ran first did the work.
+    assert set(outcomes) <= {"nothing to do", "ready"}
+    assert all(w.log_text().count("sample_candidate[") >= 2 for w in workers)  # each got a copy
+    candidate.refresh_from_db()
+    assert (candidate.status, candidate.attempts) == ("ready", 1)
+    assert stored_attempt_files(shared_media, candidate) == sorted([candidate.media.name, candidate.tokens.name])
+    assert candidate.media.name.startswith(f"candidates/{candidate.public_id}/1/")
+    assert playable(candidate.media.name)
+    # One completion in all, counting any message the sweepers sent again meanwhile.
+    completions = [line for w in workers for line in w.log_text().splitlines()
+                   if re.search(r"sample_candidate\[[-0-9a-f]+\] succeeded in [0-9.]+s: 'ready'", line)]
+    assert len(completions) == 1, completions
+
+
+def test_an_attempt_that_wakes_up_after_another_finished_leaves_the_ready_files_alone(
+    redis_worker_env, start_worker, shared_media
+):
+    """A worker is frozen mid-sampling (SIGSTOP: a paused VM, a swapped-out process). Its row goes
+    stale, a second worker samples the candidate and completes it. When the first wakes up, it
+    notices it lost the row and stops: the ready candidate's files stay, and the late attempt
+    leaves no files of its own."""
+    clip = turn_clip("This is a longer turn, so that the first worker is still sampling when it is frozen. "
+                     "One, two, three, four, five, six.")
+    candidate = one_candidate(clip)
+    late = start_worker(redis_worker_env, queues="sampling")
+    redis_client().send_task(SAMPLE_TASK, args=[candidate.pk])
+    wait_for(lambda: Candidate.objects.filter(pk=candidate.pk, status="running", progress__gt=0.3).exists(),
+             240, late)
+    os.killpg(late.process.pid, signal.SIGSTOP)
+    try:
+        live = start_worker(redis_worker_env, queues="sampling")
+        wait_for(lambda: finished(candidate), 300, live)
+        candidate.refresh_from_db()
+        assert (candidate.status, candidate.attempts, candidate.worker) == ("ready", 2, live.nodename)
+        ready_files = sorted([candidate.media.name, candidate.tokens.name])
+    finally:
+        os.killpg(late.process.pid, signal.SIGCONT)
+    wait_for(lambda: "'superseded'" in late.log_text(), 180, late)
+
+    candidate.refresh_from_db()
+    assert (candidate.status, candidate.attempts, candidate.worker) == ("ready", 2, live.nodename)
+    assert sorted([candidate.media.name, candidate.tokens.name]) == ready_files
+    assert stored_attempt_files(shared_media, candidate) == ready_files  # nothing under .../1/
+    assert playable(candidate.media.name)
