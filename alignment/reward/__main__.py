@@ -17,10 +17,10 @@ from alignment.reward.train import (
     RunRefused,
     launch_command,
     preflight,
-    prepare_cpu_deepspeed_state,
     train,
     under_launcher,
 )
+from model.train.sft import prepare_cpu_deepspeed_state
 
 
 def main(argv: list[str] | None = None) -> int:

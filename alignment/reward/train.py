@@ -160,21 +160,3 @@ def under_launcher() -> bool:
     """True inside a rank started by the deepspeed (or torchrun) launcher."""
     return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
 
-
-def prepare_cpu_deepspeed_state() -> bool:
-    """On a machine without CUDA, set up Accelerate's DeepSpeed state over gloo; True when it did.
-
-    Accelerate picks no backend for DeepSpeed on CPU and then counts one process per rank (each rank
-    would train on all the data); built first with gloo, the state counts every rank, and the
-    TrainingArguments reuse it (``accelerator_config={"use_configured_state": true}``).
-    """
-    if torch.cuda.is_available():
-        return False
-    from accelerate import PartialState
-
-    os.environ["ACCELERATE_USE_DEEPSPEED"] = "true"
-    try:
-        PartialState(backend="gloo")
-    finally:
-        del os.environ["ACCELERATE_USE_DEEPSPEED"]
-    return True

@@ -212,8 +212,8 @@ def prepare_cpu_deepspeed_state() -> bool:
 
     Accelerate picks no backend for DeepSpeed on CPU and then counts one process per rank (each
     rank would train on all the data); built first with gloo, the state counts every rank and the
-    TrainingArguments reuse it (``accelerator_config={"use_configured_state": true}``). The same
-    workaround as alignment.reward's, which model may not import.
+    TrainingArguments reuse it (``accelerator_config={"use_configured_state": true}``).
+    alignment.reward uses it too.
     """
     if torch.cuda.is_available():
         return False
