@@ -83,10 +83,13 @@ def turn_clip(speech: str = "Hello there. Could you pick up the red cup for me?"
 
 
 def make_candidates(clip: bytes, extension: str = "mp4", duration: float = 3.0,
-                    scene_objects: list | None = None) -> list[Candidate]:
-    a = AgentVariant.objects.create(name=f"warm-{uuid.uuid4().hex[:6]}")
-    b = AgentVariant.objects.create(name=f"cool-{uuid.uuid4().hex[:6]}", audio_temperature=0.7,
-                                    visual_temperature=0.7)
+                    scene_objects: list | None = None, variants: tuple[AgentVariant, AgentVariant] | None = None,
+                    seed: int | None = None) -> list[Candidate]:
+    """A campaign of two variants (new ones unless given) and one uploaded round with a candidate of each
+    (random seeds unless `seed`: then both sample with it)."""
+    a, b = variants or (AgentVariant.objects.create(name=f"warm-{uuid.uuid4().hex[:6]}"),
+                        AgentVariant.objects.create(name=f"cool-{uuid.uuid4().hex[:6]}", audio_temperature=0.7,
+                                                    visual_temperature=0.7))
     campaign = Campaign.objects.create(name="w", slug=f"w-{uuid.uuid4().hex[:6]}", variant_a=a, variant_b=b,
                                        status="active")
     scenario = Scenario.objects.create(
@@ -103,7 +106,7 @@ def make_candidates(clip: bytes, extension: str = "mp4", duration: float = 3.0,
                    duration_seconds=duration, has_audio=True, has_video=True, variant_a_on_left=random.random() < 0.5)
     round_.media.save("turn." + extension, ContentFile(clip), save=False)
     round_.save()
-    return [Candidate.objects.create(round=round_, variant=variant, seed=random.randrange(2**31))
+    return [Candidate.objects.create(round=round_, variant=variant, seed=random.randrange(2**31) if seed is None else seed)
             for variant in (a, b)]
 
 
