@@ -19,6 +19,10 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 UNDER_CI = os.environ.get("CI", "").lower() == "true"
+# Worker and site processes the tests start run torch on one intra-op thread: one sampling stream
+# is fastest on one thread (model.bench), and next to the test's other processes on a 2-core
+# machine two threads spin-wait for each other (one candidate took 80 s instead of 6 s).
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 
 
 def require_service(name: str, available: bool, detail: str) -> None:
@@ -45,7 +49,7 @@ def embedded_env(**extra: str) -> dict[str, str]:
     filesystem broker, default web server settings), plus ``extra``."""
     deployment = {"DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"}
     env = {k: v for k, v in os.environ.items() if k not in deployment and not k.startswith(("DJANGO_", "HER_WEB_"))}
-    return dict(env, **extra)
+    return dict(env, **{**ONE_THREAD, **extra})
 
 
 def free_port() -> int:
@@ -106,6 +110,7 @@ def worker_env(tmp_path) -> dict[str, str]:
         HER_VAR_DIR=str(tmp_path / "var"),
         HF_HUB_OFFLINE="1",
         PYTHONUNBUFFERED="1",
+        **ONE_THREAD,
     )
     return env
 

@@ -26,7 +26,15 @@ import pytest
 
 from labeling_app.models import Candidate, ClipServing, Comparison
 from model.data.speech import synthesize
-from tests.conftest import REPO_ROOT, UNDER_CI, database_url_for_subprocess, free_port, require_service, tcp_reachable
+from tests.conftest import (
+    ONE_THREAD,
+    REPO_ROOT,
+    UNDER_CI,
+    database_url_for_subprocess,
+    free_port,
+    require_service,
+    tcp_reachable,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 REDIS_URL = os.environ.get("HER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -72,7 +80,7 @@ def deployment(transactional_db, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
     env.update(DATABASE_URL=database_url_for_subprocess(), CELERY_BROKER_URL=REDIS_URL,
                CELERY_RESULT_BACKEND=REDIS_URL, HER_VAR_DIR=str(tmp_path / "var"), HER_DEMO_USERS="1",
-               HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+               HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", **ONE_THREAD)
     log_path = tmp_path / "serve.log"
     log = open(log_path, "wb")
     serve = subprocess.Popen([sys.executable, "manage.py", "serve", "--port", str(port), "--web-processes", "1"],

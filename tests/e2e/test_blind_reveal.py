@@ -30,7 +30,7 @@ import pytest
 
 from labeling_app.models import AgentVariant, Campaign, Candidate, Round, Scenario
 from labeling_app.roles import ANNOTATOR, create_user_with_role, sync_roles
-from tests.conftest import REPO_ROOT, database_url_for_subprocess, free_port
+from tests.conftest import ONE_THREAD, REPO_ROOT, database_url_for_subprocess, free_port
 from tests.e2e.test_annotation_flow import ARTIFACTS, browser  # noqa: F401 (a fixture)
 from tests.labeling_app.conftest import make_clip
 from tests.site_session import wait_until_answers
@@ -82,7 +82,7 @@ def site(blind_campaign, tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_", "HER_WEB_"))}
     env.update(DATABASE_URL=database_url_for_subprocess(), HER_VAR_DIR=str(tmp_path / "var"), HER_DEMO_USERS="0",
-               HER_UPLOAD_MAX_BYTES=str(UPLOAD_LIMIT), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+               HER_UPLOAD_MAX_BYTES=str(UPLOAD_LIMIT), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", **ONE_THREAD)
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log:
         serve = subprocess.Popen([sys.executable, "manage.py", "serve", "--port", str(port), "--web-processes", "1"],
