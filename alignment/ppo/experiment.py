@@ -56,8 +56,8 @@ class ExperimentConfig:
 
     out: str
     rounds: int = 64  # training turns = preference pairs for the reward model = PPO prompts
-    held_out: int = 12  # held-out turns
-    eval_seeds: int = 2  # samples per held-out turn and model (the same seeds for every model)
+    held_out: int = 20  # held-out turns
+    eval_seeds: int = 3  # samples per held-out turn and model (the same seeds for every model)
     episode_frames: int = 40  # 1.7 s: most of the question (26-47 frames) after 0.2 s of lead
     eval_frames: int = 72  # 3 s on held-out turns: the whole question and ~1 s after it
     temperature: float = 1.0  # audio sampling temperature of the preference data, PPO and the evaluation
@@ -66,13 +66,15 @@ class ExperimentConfig:
     rm_epochs: float = 3.0
     rm_learning_rate: float = 3e-4
     betas: tuple[float, ...] = (0.01, 0.05)
-    steps: int = 24
+    steps: int = 32
     batch_size: int = 4  # rollouts per rank per PPO step
     mini_batch_size: int = 2
-    learning_rate: float = 2e-5
+    learning_rate: float = 4e-5
     save_steps: int = 8  # checkpoints evaluated on the held-out turns
     ranks: int = 2
-    kl_bound: float = 50.0  # nats per rollout: the claimed ceiling of PPO's KL(pi || pi_ref) at every step
+    # Nats per rollout, the claimed ceiling of PPO's KL(pi || pi_ref) at every step: < 0.01 nats per action
+    # dimension (40 frames x (36 audio tokens + 5 visual tokens x 2 trained denoising steps x 27) = 12,240).
+    kl_bound: float = 100.0
     seed: int = 0
 
     def __post_init__(self) -> None:
