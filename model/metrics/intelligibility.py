@@ -6,12 +6,16 @@ model and a general language model, so nothing is downloaded. The general model 
 espeak-ng voices (~0.75 WER on clean corpus answers), so an in-domain trigram model is also built
 from the corpus's answers with pocketsphinx's own ARPA builder (`python -m pocketsphinx.lm`), with
 which clean answers and their codec round trips score ~0.2-0.4: the ceilings to read the agent's
-figure against.
+figure against. The in-domain model is cached on disk under the SHA-256 of its sentences
+(`domain_language_model`): building it takes seconds for the shipped answers and grows with the
+corpus (~90 s measured on a richer one), and every evaluation and playground start would repeat it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 import re
 import tempfile
 from collections.abc import Iterable
@@ -49,17 +53,37 @@ def build_language_model(sentences: Iterable[str], path: Path) -> Path:
     return path
 
 
+def language_model_cache() -> Path:
+    """Where built language models are kept: $HER_CACHE_DIR/pocketsphinx, else ~/.cache/her/pocketsphinx."""
+    root = os.environ.get("HER_CACHE_DIR") or Path.home() / ".cache" / "her"
+    return Path(root) / "pocketsphinx"
+
+
+def domain_language_model(sentences: Iterable[str], cache_dir: Path | None = None) -> Path:
+    """The ARPA model of `sentences`, built once per distinct set of (normalised) sentences and kept
+    in `cache_dir` (default `language_model_cache()`) as domain-<sha256 of the sentences>.arpa."""
+    lines = [normalise_text(s) for s in sentences]
+    digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
+    directory = cache_dir or language_model_cache()
+    path = directory / f"domain-{digest[:32]}.arpa"
+    if not path.is_file():
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=directory) as tmp:  # a complete file or none, even with racing builders
+            built = build_language_model(lines, Path(tmp) / path.name)
+            os.replace(built, path)
+    return path
+
+
 class Recognizer:
     """pocketsphinx with its general language model (``sentences=None``) or an in-domain model
-    built from ``sentences``. Not thread-safe: one per thread."""
+    built from ``sentences`` (cached on disk, see `domain_language_model`). Not thread-safe: one per thread."""
 
-    def __init__(self, sentences: Iterable[str] | None = None) -> None:
+    def __init__(self, sentences: Iterable[str] | None = None, cache_dir: Path | None = None) -> None:
         options = {"samprate": RECOGNIZER_RATE, "loglevel": "FATAL"}
         self.kind = "general" if sentences is None else "domain"
-        with tempfile.TemporaryDirectory() as tmp:  # the decoder reads the model once, at start
-            if sentences is not None:
-                options["lm"] = str(build_language_model(sentences, Path(tmp) / "domain.arpa"))
-            self.decoder = Decoder(**options)
+        if sentences is not None:
+            options["lm"] = str(domain_language_model(sentences, cache_dir))
+        self.decoder = Decoder(**options)
 
     def transcribe(self, wave: np.ndarray, sample_rate: int) -> str:
         """The words heard in a mono float wave, normalised (see `normalise_text`)."""

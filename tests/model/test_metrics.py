@@ -168,3 +168,15 @@ def test_an_exchange_from_a_real_responder_sample(default_codec):
     assert exchange.num_frames == len(response.frames)
     assert exchange.human_span[1] > exchange.human_span[0]
     assert set(behaviour_metrics(exchange)) >= {"turn/listening", "lip_sync/correlation", "identity/body"}
+
+
+def test_the_in_domain_language_model_is_built_once_per_set_of_sentences(tmp_path):
+    from model.metrics.intelligibility import domain_language_model
+
+    first = domain_language_model(["Two plus two is four.", "The sky is clear."], tmp_path)
+    stamp = first.stat().st_mtime_ns
+    again = domain_language_model(["two plus two is four", "the sky is clear"], tmp_path)  # same words
+    assert again == first and again.stat().st_mtime_ns == stamp
+    assert "two plus two" in first.read_text() and "sky is clear" in first.read_text()  # its trigrams
+    other = domain_language_model(["The station is two streets down."], tmp_path)
+    assert other != first and sorted(p.name for p in tmp_path.iterdir()) == sorted([first.name, other.name])
