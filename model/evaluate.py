@@ -334,7 +334,7 @@ def format_table(evaluation: Evaluation) -> str:
 
 def plot_table(evaluation: Evaluation, path: Path) -> Path:
     """One small bar chart per metric, bars per column (checkpoint blue, random grey, corpus green);
-    latency as the median with its p10-p90 range."""
+    latency as the median with its p10-p90 range, the motion Frechet distance on a log scale when it spans decades."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -358,6 +358,8 @@ def plot_table(evaluation: Evaluation, path: Path) -> Path:
         for x, value in enumerate(values):
             if math.isnan(value):
                 axis.text(x, 0, "n/a", ha="center", va="bottom", fontsize=7)
+        if metric == "motion/frechet" and np.nanmax(values, initial=0) > 100 * max(np.nanmin(values), 1e-3):
+            axis.set_yscale("log")  # a random agent's distance is ~1e4 times a trained one's
         axis.set_title(metric, fontsize=9)
         axis.set_xticks(range(len(columns)), columns, rotation=30, ha="right", fontsize=7)
         axis.tick_params(axis="y", labelsize=7)

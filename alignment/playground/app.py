@@ -17,6 +17,7 @@ import gradio as gr
 
 from alignment.playground import engine
 from model.agent import SamplingParams
+from model.evaluate import HELDOUT_SEED, MOTION_REFERENCE_CLIPS, load_kit
 from model.respond import ResponseConfig
 
 MAX_AGENTS = 4
@@ -35,7 +36,7 @@ class PlaygroundConfig:
     variants: tuple[dict, ...] = ()  # registered variants, as exported by the site's API
     out_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "her-playground")
     response: ResponseConfig = ResponseConfig(width=320, height=180)
-    motion_reference_clips: int = engine.MOTION_REFERENCE_CLIPS  # corpus clips behind motion/frechet
+    motion_reference_clips: int = MOTION_REFERENCE_CLIPS  # corpus clips behind motion/frechet
 
 
 def read_variants(path: Path) -> tuple[dict, ...]:
@@ -49,7 +50,7 @@ def read_variants(path: Path) -> tuple[dict, ...]:
 
 def build_app(config: PlaygroundConfig = PlaygroundConfig()) -> gr.Blocks:
     variants = {v["name"]: v for v in config.variants}
-    questions = [f"{i}: held-out corpus clip {engine.HELDOUT_SEED + i}" for i in range(CORPUS_QUESTIONS)]
+    questions = [f"{i}: held-out corpus clip {HELDOUT_SEED + i}" for i in range(CORPUS_QUESTIONS)]
 
     with gr.Blocks(title="Her playground") as app:
         gr.Markdown("# Agent playground\nSampling runs in this process (no workers). Choose agents, give a turn, "
@@ -126,7 +127,7 @@ def _sample_all(config: PlaygroundConfig, values: tuple, progress: gr.Progress) 
         if not chosen:
             raise engine.PlaygroundError("Choose at least one agent.")
         progress(0, desc="loading")
-        kit = engine.default_kit(config.motion_reference_clips)
+        kit = load_kit(config.motion_reference_clips)
         if not (isinstance(response_s, int | float) and math.isfinite(response_s) and response_s > 0):
             raise engine.PlaygroundError("Response seconds must be a number > 0.")
         response = ResponseConfig(response_seconds=float(response_s), width=config.response.width,

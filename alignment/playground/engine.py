@@ -1,74 +1,33 @@
 """Sample and score agents on one turn, the playground's only computation (no UI, no Django).
 
 Why this exists: the playground must show the same clip durations and behaviour metrics that an
-evaluation computes for the same agent, turn and seed, so it runs exactly that pipeline: the
-responder answers the turn, `exchange_from_response` builds the exchange, `score_exchange` scores it
-with the same recognizers and motion reference. Bad input (an unknown or foreign checkpoint, a
-corrupt upload) is raised as `PlaygroundError` with a sentence the app shows as is.
+evaluation computes for the same agent, turn and seed, so it calls the evaluation's own
+`model.evaluate.sample_and_score` with the evaluation's kit (recognizers, motion reference) and
+held-out turns. Bad input (an unknown or foreign checkpoint, a corrupt upload) is raised as
+`PlaygroundError` with a sentence the app shows as is.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors import SafetensorError
 
 from alignment.reward import RewardModel, check_backbone
 from model.agent import AgentModel, SamplingParams
-from model.codec import AudioCodec, load_codec
-from model.data.dialogue import QA_PAIRS, DialogueConfig, generate_clip
+from model.evaluate import Kit, Turn, heldout_turn, sample_and_score
 from model.media import MediaError, decode_audio, write_mp4
-from model.metrics import MotionStatistics, Recognizer, exchange_from_response, score_exchange
-from model.render import SceneObject
-from model.respond import AgentResponse, Responder, ResponseConfig
+from model.respond import AgentResponse, ResponseConfig
 from model.rollout_store import rollout_to_bytes
-from model.text import TextEncoder, load_text_encoder
 from model.zoo import load_agent
-
-HELDOUT_SEED = 1_000_000  # corpus seeds from here on are never trained on (as model.evaluate)
-MOTION_REFERENCE_CLIPS = 16
 
 
 class PlaygroundError(ValueError):
     """Input the playground cannot use; the message is meant for the engineer, not a traceback."""
-
-
-@dataclass(frozen=True)
-class Turn:
-    """A human turn: the wave (mono float32 at the codec's rate) and what the agent is asked to be."""
-
-    human_wave: np.ndarray
-    prompt: str = "answer the question"
-    identity: int = 0
-    answer: str | None = None  # the expected answer, when known (corpus questions): intelligibility
-    objects: tuple[SceneObject, ...] = ()
-
-
-@dataclass
-class Kit:
-    """What sampling and scoring need besides the agent, built once: loading costs seconds."""
-
-    codec: AudioCodec
-    text_encoder: TextEncoder
-    recognizers: dict[str, Recognizer]
-    motion_reference: MotionStatistics | None = None
-
-
-@functools.cache
-def default_kit(motion_reference_clips: int = MOTION_REFERENCE_CLIPS) -> Kit:
-    """The shipped codec and text encoder, pocketsphinx (in-domain and general), and the motion of the
-    first `motion_reference_clips` held-out corpus clips as the Frechet reference (as model.evaluate)."""
-    codec = load_codec("default")
-    clips = [generate_clip(HELDOUT_SEED + i, codec) for i in range(motion_reference_clips)]
-    return Kit(codec=codec, text_encoder=load_text_encoder("default"),
-               recognizers={"domain": Recognizer(answer for _, answer in QA_PAIRS), "general": Recognizer()},
-               motion_reference=MotionStatistics.of([c.poses.numpy() for c in clips], DialogueConfig().fps))
 
 
 @dataclass
@@ -83,16 +42,14 @@ class Sample:
 
 def sample(agent: AgentModel, turn: Turn, params: SamplingParams, kit: Kit, response: ResponseConfig,
            progress: Callable[[float], None] | None = None) -> Sample:
-    """Sample `agent`'s answer to `turn` under `params` and score it as an evaluation does."""
+    """Sample `agent`'s answer to `turn` under `params` and score it: `model.evaluate.sample_and_score`."""
     try:
-        responder = Responder(agent, kit.codec, kit.text_encoder, response)
-        sampled = responder.respond(turn.human_wave, turn.prompt, turn.identity, turn.objects, params, progress)
+        scored = sample_and_score(agent, turn, params.audio_temperature, params.seed, kit,
+                                  visual_temperature=params.visual_temperature, top_k=params.top_k,
+                                  diffusion_steps=params.diffusion_steps, response=response, progress=progress)
     except ValueError as exc:
         raise PlaygroundError(f"The agent cannot answer this turn: {exc}") from exc
-    exchange = exchange_from_response(sampled, kit.codec, turn.human_wave, prompt=turn.prompt,
-                                      identity=turn.identity, objects=turn.objects, answer=turn.answer)
-    score = score_exchange(exchange, kit.recognizers, kit.motion_reference)
-    return Sample(sampled, score.metrics, score.transcripts)
+    return Sample(scored.response, scored.metrics, scored.transcripts)
 
 
 def reward_scores(reward: RewardModel, response: AgentResponse) -> dict[str, float]:
@@ -156,12 +113,8 @@ def uploaded_turn(path: str, kit: Kit, prompt: str, identity: int) -> Turn:
 
 
 def corpus_turn(index: int, kit: Kit) -> Turn:
-    """Held-out corpus question `index`: the human's part of clip HELDOUT_SEED + index, up to its question's end."""
-    config = DialogueConfig()
-    clip = generate_clip(HELDOUT_SEED + index, kit.codec, config)
-    end = clip.human_span[1] * (config.sample_rate // config.fps)
-    return Turn(human_wave=clip.human_wave[:end].numpy().astype(np.float32), prompt=clip.prompt,
-                identity=clip.identity, answer=clip.answer)
+    """Held-out corpus question `index`, as the evaluation samples it (`model.evaluate.heldout_turn`)."""
+    return heldout_turn(index, kit.codec)
 
 
 def save_sample(result: Sample, directory: Path) -> tuple[Path, Path]:

@@ -2,8 +2,8 @@
 with `python -m alignment.playground` in its own process on a free port.
 
 Two agents (the shipped default and a checkpoint directory) answer one uploaded turn; their clips'
-durations, behaviour metrics and reward scores must equal what the evaluation pipeline computes on
-the same seeds. Bad input (an unknown checkpoint, one outside the allowed roots, one of another
+durations, behaviour metrics and reward scores must equal what `model.evaluate.sample_and_score`
+computes on the same seeds. Bad input (an unknown checkpoint, one outside the allowed roots, one of another
 configuration, a corrupt upload) must come back as a readable message, and the app keeps serving.
 """
 
@@ -25,8 +25,7 @@ import torch
 from alignment.reward import RewardModel
 from model.agent import SamplingParams
 from model.media import decode_audio, probe, write_mp4
-from model.metrics import exchange_from_response, score_exchange
-from model.respond import Responder, ResponseConfig
+from model.respond import ResponseConfig
 from model.rollout_store import rollout_from_bytes
 from model.zoo import load_agent
 
@@ -121,19 +120,18 @@ def call(client, slots: list[list], clip, reward: str = "", source: str = "clip"
 
 
 def reference(checkpoint: str, clip: Path, params: SamplingParams, reward: RewardModel):
-    """The evaluation pipeline on the same turn and seed: responder, exchange, score_exchange."""
-    from alignment.playground.engine import default_kit
+    """What model.evaluate computes for the same agent, uploaded turn and seed (its own sample_and_score)."""
+    from model.evaluate import Turn, load_kit, sample_and_score
 
-    kit = default_kit(MOTION_CLIPS)
-    wave = decode_audio(clip, kit.codec.sample_rate)
-    responder = Responder(load_agent(checkpoint), kit.codec, kit.text_encoder,
-                          ResponseConfig(response_seconds=RESPONSE_SECONDS, width=64, height=64))
-    response = responder.respond(wave, "answer the question", 0, (), params)
-    exchange = exchange_from_response(response, kit.codec, wave, prompt="answer the question", identity=0)
-    metrics = score_exchange(exchange, kit.recognizers, kit.motion_reference).metrics
+    kit = load_kit(MOTION_CLIPS)
+    turn = Turn(human_wave=decode_audio(clip, kit.codec.sample_rate), prompt="answer the question", identity=0)
+    sample = sample_and_score(load_agent(checkpoint), turn, params.audio_temperature, params.seed, kit,
+                              visual_temperature=params.visual_temperature, top_k=params.top_k,
+                              diffusion_steps=params.diffusion_steps,
+                              response=ResponseConfig(response_seconds=RESPONSE_SECONDS, width=64, height=64))
     with torch.inference_mode():
-        rewards = {k: float(v[0]) for k, v in reward.scores(response.rollout.to_batch()).items()}
-    return response, metrics, rewards
+        rewards = {k: float(v[0]) for k, v in reward.scores(sample.rollout.to_batch()).items()}
+    return sample.response, sample.metrics, rewards
 
 
 @pytest.mark.slow
