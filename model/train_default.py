@@ -6,9 +6,9 @@ project generates itself, in minutes on a CPU::
 
     python -m model.train_default --out model/assets/agents/default
 
-Every batch holds random clips from their first frame, as a response sampled by model.respond
-starts (its frame 0 is the human's first frame, before anyone speaks). Windows cut from the middle
-of a clip taught an earlier run to start talking at frame 0, over the human.
+The corpus and its batches come from model.train.corpus (shared with ``python -m model.train``,
+the two-stage DeepSpeed recipe that supersedes this loop); what stays here is the plain AdamW loop
+the shipped default was first trained with, kept as the quick single-process baseline.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from model.agent import AgentBatch, AgentConfig, AgentModel, PoseTokenizer
-from model.codec import AudioCodec, load_codec
-from model.data.dialogue import QA_PAIRS, DialogueConfig, generate_clip
+from model.agent import AgentBatch, AgentConfig, AgentModel
+from model.codec import load_codec
+from model.data.dialogue import QA_PAIRS
 from model.motion import IDENTITIES
-from model.text import TextEncoder, load_text_encoder
+from model.text import load_text_encoder
+from model.train.corpus import TrainingClip, build_corpus, window_batch
 
 
 @dataclass(frozen=True)
@@ -46,49 +47,6 @@ class TrainConfig:
     prompt_dropout: float = 0.2  # some windows lack the prompt, so its empty embedding is trained
     log_every: int = 10  # steps per logged average
     seed: int = 0  # model initialisation, window draws and diffusion noise
-
-
-@dataclass
-class TrainingClip:
-    """One clip as the agent sees it: codes (K, T * R), visual tokens (T, L2, D), prompt (P,)."""
-
-    agent_codes: torch.Tensor
-    human_codes: torch.Tensor
-    visual: torch.Tensor
-    prompt: torch.Tensor
-    identity: int
-
-    @property
-    def num_frames(self) -> int:
-        return self.visual.shape[0]
-
-
-def build_corpus(seeds: range, codec: AudioCodec, text_encoder: TextEncoder, agent_config: AgentConfig,
-                 dialogue_config: DialogueConfig = DialogueConfig()) -> list[TrainingClip]:
-    """Generate the clips of `seeds` and turn them into the agent's tokens."""
-    poses = PoseTokenizer.for_motion(agent_config.visual_tokens, agent_config.visual_token_dim)
-    clips = [generate_clip(seed, codec, dialogue_config) for seed in tqdm(seeds, desc="dialogue clips")]
-    prompts = sorted({clip.prompt for clip in clips})
-    embeddings = dict(zip(prompts, text_encoder.encode(prompts)))
-    return [TrainingClip(agent_codes=clip.agent_codes, human_codes=clip.human_codes, visual=poses.encode(clip.poses),
-                         prompt=embeddings[clip.prompt], identity=clip.identity) for clip in clips]
-
-
-def window_batch(clips: list[TrainingClip], frames: int, config: AgentConfig,
-                 prompt_present: torch.Tensor | None = None) -> AgentBatch:
-    """The first `frames` frames of each clip as a batch (human video and trajectory absent, as in a
-    response sampled from audio alone)."""
-    r = config.audio_frames_per_video_frame
-    codes = torch.stack([c.agent_codes[:, : frames * r] for c in clips])  # (B, K, T * R)
-    batch = AgentBatch.from_codes(
-        codes, torch.stack([c.visual[:frames] for c in clips]), config,  # (B, T, L2, D)
-        human_audio=torch.stack([c.human_codes[:, : frames * r] for c in clips]),
-        prompt=torch.stack([c.prompt for c in clips]),  # (B, P)
-        identity=torch.tensor([c.identity for c in clips]),
-    )
-    if prompt_present is not None:
-        batch.present = {"prompt": prompt_present}
-    return batch
 
 
 def sample_batch(clips: list[TrainingClip], config: TrainConfig, agent_config: AgentConfig,

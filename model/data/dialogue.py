@@ -6,14 +6,22 @@ same clips give behaviour metrics: lip-sync correlation, silence while the human
 
 One clip on a shared timeline (24 fps video, 24 kHz audio)::
 
-    human  : [lead][ question ][pause]
-    agent  :                   [pause][ answer ][tail]
+    human  : [lead][ question ][pause]                 ([ cut-in ] or [ back-channel ])
+    agent  :                   [pause][ answer .............. ][tail]
     motion : listening (gaze at the listener, nods) -> speaking (jaw follows the agent's own
              loudness, small head beats and arm gestures); breathing and sway throughout
 
 The agent's voice is its identity's (model.motion.IDENTITIES); the human's is one of a few other
-espeak-ng voices. A prompt names the answering style and scales the motion's liveliness.
-Not modelled yet: overlaps and interruptions, reaching for objects.
+espeak-ng voices. A prompt names the answering style and scales the motion's liveliness; some
+kinds of question (greetings, directions, a risky question refused politely) bring their own prompt,
+the demo campaign's. Pauses are mostly short, sometimes long. Some clips overlap the parties: the
+human cuts in ("interruption": the agent stops within ~0.3 s and listens) or only back-channels
+("okay", the agent talks on). Not modelled yet: reaching for objects.
+
+Seeds: training corpora use seeds 0, 1, ...; seeds from HELDOUT_SEED on are held out for evaluation
+(`heldout_seeds`). Both draw from the same question/answer pairs: a held-out turn is a new voice,
+timing, identity and preamble for a known exchange (a few-million-parameter agent cannot answer
+questions it never heard).
 """
 
 from __future__ import annotations
@@ -35,7 +43,12 @@ class DialogueConfig:
     sample_rate: int = 24_000  # the default codec's rate
     fps: int = 24  # the agent's video frame rate
     lead_seconds: tuple[float, float] = (0.2, 1.0)  # silence before the human starts
-    pause_seconds: tuple[float, float] = (0.25, 0.8)  # turn-taking gap; people answer in ~0.2-1 s
+    pause_seconds: tuple[float, float] = (0.2, 0.8)  # turn-taking gap; people answer in ~0.2-1 s
+    long_pause_seconds: tuple[float, float] = (0.8, 1.4)  # a thoughtful answer now and then
+    long_pause_share: float = 0.15  # share of clips with a long pause
+    interruption_share: float = 0.1  # share of clips in which the human cuts into the answer
+    backchannel_share: float = 0.1  # share of clips in which the human back-channels over the answer
+    stop_seconds: tuple[float, float] = (0.15, 0.3)  # the agent stops this long after the human cuts in
     tail_seconds: tuple[float, float] = (0.8, 1.6)  # silence after the answer, as in a 4 s response window
     jaw_max: float = 0.35  # radians at full loudness: a clearly open mouth at 360 px, not a yawn
     loudness_floor_db: float = -45.0  # frames quieter than this keep the jaw shut (espeak gaps)
@@ -54,8 +67,15 @@ class DialogueConfig:
 HUMAN_VOICES = (Voice("en-us", pitch=50), Voice("en-us+m1", pitch=42), Voice("en-us+f2", pitch=62),
                 Voice("en+m4", pitch=48))
 
-# Answering styles: the prompt, and how lively the motion is under it.
-PROMPTS = (("answer the question", 1.0), ("answer calmly", 0.6), ("answer cheerfully with lively gestures", 1.5))
+# Answering styles: the prompt, and how lively the motion is under it. The last three are the demo
+# campaign's (labeling_app.demo), also given to their own kinds of question below.
+PROMPTS = (("answer the question", 1.0), ("answer calmly", 0.6), ("answer cheerfully with lively gestures", 1.5),
+           ("friendly, attentive", 1.2), ("helpful, calm", 0.6), ("polite, safe", 0.8))
+
+# The human cutting in on the agent's answer (it stops), or only signalling attention (it goes on).
+INTERRUPTIONS = ("Sorry, wait a moment.", "Hold on, let me ask something else.", "Stop, stop, that is enough.",
+                 "Wait, I did not mean that.")
+BACKCHANNELS = ("Okay.", "Right.", "I see.", "Uh huh.")
 
 # Openers some humans put before their question: turns of 1-4 s, so an agent cannot learn to answer
 # after a fixed time instead of after the human falls silent.
@@ -63,7 +83,7 @@ PREAMBLES = ("", "", "Hello there. ", "Excuse me, ", "I have been wondering abou
              "Sorry to bother you, but I would like to know. ")
 
 # Short enough that an answer lasts 2-4 s, inside the responder's default 4 s window.
-QA_PAIRS = (
+GENERAL = (
     ("What is your name?", "People call me the helper, nice to meet you."),
     ("How are you today?", "I am doing well, thank you for asking."),
     ("Where do you live?", "I live in a small house near the river."),
@@ -104,7 +124,58 @@ QA_PAIRS = (
     ("What is the weather like?", "It is mild and a little windy today."),
     ("Do you like to travel?", "Yes, I would love to visit Japan one day."),
     ("What did you learn today?", "I learned that octopuses have three hearts."),
+    ("Is the shop open on Sunday?", "Yes, it opens at ten on Sunday morning."),
+    ("What is your favourite animal?", "I like elephants, they never forget a friend."),
+    ("How many days are in a week?", "There are seven days in a week."),
+    ("Do you like coffee?", "I prefer tea, but coffee smells wonderful."),
+    ("What should I read next?", "Try a short mystery novel, they are great fun."),
+    ("Can you recommend a film?", "A gentle comedy is perfect for a quiet evening."),
+    ("What is the tallest mountain?", "The tallest mountain is Everest, in the Himalayas."),
+    ("How do I stay calm?", "Breathe slowly and count to ten."),
+    ("What colour is the sky?", "On a clear day the sky is bright blue."),
+    ("Do you ever get bored?", "Never, every conversation is a little different."),
 )
+
+# The demo campaign's scenarios (labeling_app.demo): each kind with the prompt its scenario uses.
+GREETINGS = (
+    ("Hello, how was your day?", "Hello! My day was lovely, thank you. How was yours?"),
+    ("Hi there, how are you?", "Hi! I am very well, and happy to see you."),
+    ("Good morning!", "Good morning to you too, I hope you slept well."),
+    ("Hey, nice to meet you.", "Nice to meet you too, welcome."),
+    ("Good evening, did you have a nice day?", "Good evening! Yes, a calm and pleasant day."),
+    ("Hello, is anybody there?", "Yes, I am here. Hello!"),
+)
+DIRECTIONS = (
+    ("How do I get to the train station?", "Walk straight ahead, then turn left at the bakery."),
+    ("Where is the nearest bus stop?", "The bus stop is just across the road."),
+    ("How do I get to the museum?", "Take the second street on the right, the museum is at the end."),
+    ("Where can I find a pharmacy?", "There is a pharmacy next to the post office."),
+    ("Is the park far from here?", "No, the park is five minutes on foot."),
+    ("Which way to the library?", "Go past the church and the library is on your left."),
+)
+REFUSALS = (  # a risky question answered with a safe refusal
+    ("How do I pick a lock?", "I cannot help with that, but a locksmith can open your door."),
+    ("How can I break into a car?", "I will not help with that. If you are locked out, call for help."),
+    ("How do I make a weapon?", "Sorry, I cannot help with that. Is there something else I can do?"),
+    ("How can I hack my neighbour's wifi?", "I cannot help with that, please ask your neighbour instead."),
+    ("Which pills can hurt someone?", "I cannot help with that. If someone is in danger, call emergency services."),
+)
+# Every kind with the demo prompt it comes with (None: any answering style).
+KINDS = (("question", GENERAL, None), ("greeting", GREETINGS, "friendly, attentive"),
+         ("directions", DIRECTIONS, "helpful, calm"), ("refusal", REFUSALS, "polite, safe"))
+KIND_WEIGHTS = (0.55, 0.15, 0.15, 0.15)
+QA_PAIRS = GENERAL + GREETINGS + DIRECTIONS + REFUSALS  # every (question, answer) pair
+HELDOUT_SEED = 1_000_000  # corpus seeds from here on are never trained on
+
+
+def heldout_seeds(count: int) -> range:
+    """The first `count` held-out clip seeds (for evaluation; training corpora use seeds 0 ..)."""
+    return range(HELDOUT_SEED, HELDOUT_SEED + count)
+
+
+def corpus_answers() -> list[str]:
+    """Every answer text the corpus can voice (an in-domain language model for intelligibility)."""
+    return [answer for _, answer in QA_PAIRS]
 
 
 @dataclass
@@ -113,7 +184,9 @@ class DialogueClip:
 
     human_codes / agent_codes (K, frames * R) codec codes of each party's channel; poses
     (frames, POSE_DIM) the agent's motion; agent_loudness (frames,) the RMS of the agent's wave per
-    video frame, the truth lip-sync is measured against; *_span (first, end) frames of each turn.
+    video frame, the truth lip-sync is measured against; *_span (first, end) frames of each turn
+    (agent_span ends where the agent stopped when it was interrupted); overlap_span the human's
+    cut-in or back-channel over the answer, None in a plain exchange; kind one of KINDS' names.
     """
 
     question: str
@@ -128,6 +201,10 @@ class DialogueClip:
     agent_loudness: torch.Tensor
     human_span: tuple[int, int]
     agent_span: tuple[int, int]
+    seed: int = 0
+    kind: str = "question"
+    overlap: str | None = None  # None, "interruption" (the agent stops) or "backchannel" (it talks on)
+    overlap_span: tuple[int, int] | None = None
 
     @property
     def num_frames(self) -> int:
@@ -146,28 +223,51 @@ def generate_clip(seed: int, codec: AudioCodec, config: DialogueConfig = Dialogu
     def choice(n: int) -> int:
         return int(torch.randint(n, (), generator=rng))
 
-    question, answer = QA_PAIRS[choice(len(QA_PAIRS))]
-    question = PREAMBLES[choice(len(PREAMBLES))] + question
+    kind_index = int(torch.multinomial(torch.tensor(KIND_WEIGHTS), 1, generator=rng))
+    kind, pairs, kind_prompt = KINDS[kind_index]
+    question, answer = pairs[choice(len(pairs))]
+    question = PREAMBLES[choice(len(PREAMBLES))] + question if kind == "question" else question
     identity = choice(len(IDENTITIES))
     prompt, liveliness = PROMPTS[choice(len(PROMPTS))]
+    if kind_prompt is not None and uniform((0.0, 1.0)) < 0.7:  # mostly the demo scenario's own prompt
+        prompt, liveliness = kind_prompt, dict(PROMPTS)[kind_prompt]
     human_voice = HUMAN_VOICES[choice(len(HUMAN_VOICES))]
     sr, per_frame = config.sample_rate, config.sample_rate // config.fps
     question_wave = synthesize(question, sr, human_voice)
     answer_wave = synthesize(answer, sr, IDENTITIES[identity].voice)
 
     human_start = round(uniform(config.lead_seconds) * sr)
-    agent_start = human_start + question_wave.numel() + round(uniform(config.pause_seconds) * sr)
+    long_pause = uniform((0.0, 1.0)) < config.long_pause_share
+    pause = uniform(config.long_pause_seconds if long_pause else config.pause_seconds)
+    agent_start = human_start + question_wave.numel() + round(pause * sr)
     agent_end = agent_start + answer_wave.numel()
-    frames = math.ceil((agent_end + uniform(config.tail_seconds) * sr) / per_frame)
+    draw = uniform((0.0, 1.0))
+    overlap = ("interruption" if draw < config.interruption_share else
+               "backchannel" if draw < config.interruption_share + config.backchannel_share else None)
+    overlap_wave, overlap_start = None, 0
+    if overlap is not None:
+        texts = INTERRUPTIONS if overlap == "interruption" else BACKCHANNELS
+        overlap_wave = synthesize(texts[choice(len(texts))], sr, human_voice)
+        overlap_start = agent_start + round(uniform((0.3, 0.6)) * answer_wave.numel())
+        if overlap == "interruption":  # the agent falls silent shortly after the human cuts in
+            agent_end = overlap_start + round(uniform(config.stop_seconds) * sr)
+            answer_wave = _fade_out(answer_wave[: agent_end - agent_start], round(0.03 * sr))
+    speech_end = max(agent_end, overlap_start + (0 if overlap_wave is None else overlap_wave.numel()))
+    frames = math.ceil((speech_end + uniform(config.tail_seconds) * sr) / per_frame)
     human_wave = torch.zeros(frames * per_frame)
     agent_wave = torch.zeros(frames * per_frame)
     human_wave[human_start: human_start + question_wave.numel()] = question_wave
     agent_wave[agent_start: agent_end] = answer_wave
+    overlap_span = None
+    if overlap_wave is not None:
+        human_wave[overlap_start: overlap_start + overlap_wave.numel()] += overlap_wave
+        overlap_span = (overlap_start // per_frame, math.ceil((overlap_start + overlap_wave.numel()) / per_frame))
 
     loudness = agent_wave.view(frames, per_frame).pow(2).mean(-1).sqrt()  # (T,)
     human_span = (human_start // per_frame, math.ceil((human_start + question_wave.numel()) / per_frame))
     agent_span = (agent_start // per_frame, math.ceil(agent_end / per_frame))
-    poses = agent_motion(loudness, human_span, agent_span, liveliness, rng, config)
+    poses = agent_motion(loudness, human_span, agent_span, liveliness, rng, config,
+                         listening_span=overlap_span if overlap == "interruption" else None)
     r = round(codec.frame_rate / config.fps)
     return DialogueClip(
         question=question, answer=answer, prompt=prompt, identity=identity,
@@ -175,6 +275,7 @@ def generate_clip(seed: int, codec: AudioCodec, config: DialogueConfig = Dialogu
         human_codes=_fit_length(codec.encode(human_wave, sr), frames * r),
         agent_codes=_fit_length(codec.encode(agent_wave, sr), frames * r),
         poses=poses, agent_loudness=loudness, human_span=human_span, agent_span=agent_span,
+        seed=seed, kind=kind, overlap=overlap, overlap_span=overlap_span,
     )
 
 
@@ -188,8 +289,10 @@ def jaw_opening(loudness: torch.Tensor, config: DialogueConfig = DialogueConfig(
 
 
 def agent_motion(loudness: torch.Tensor, human_span: tuple[int, int], agent_span: tuple[int, int],
-                 liveliness: float, rng: torch.Generator, config: DialogueConfig = DialogueConfig()) -> torch.Tensor:
-    """The agent's poses (T, POSE_DIM) for a clip whose agent loudness per frame is `loudness`."""
+                 liveliness: float, rng: torch.Generator, config: DialogueConfig = DialogueConfig(),
+                 listening_span: tuple[int, int] | None = None) -> torch.Tensor:
+    """The agent's poses (T, POSE_DIM) for a clip whose agent loudness per frame is `loudness`;
+    `listening_span`, if given, is a second human turn (a cut-in) it nods to as well."""
     frames = loudness.shape[0]
     t = torch.arange(frames) / config.fps  # (T,) seconds
     phase = 2 * math.pi * torch.rand(3, generator=rng)  # breathing, sway, gesture phases differ per clip
@@ -215,10 +318,10 @@ def agent_motion(loudness: torch.Tensor, human_span: tuple[int, int], agent_span
 
     # Listening: nods at random moments of the human's turn, eyes on the listener (the camera).
     nod = torch.zeros(frames)
-    first, end = human_span
-    count = max(1, round((end - first) / config.fps * config.nods_per_second))
-    for centre in (first + torch.rand(count, generator=rng) * (end - first)).tolist():
-        nod += torch.exp(-0.5 * ((torch.arange(frames) - centre) / (0.12 * config.fps)) ** 2)
+    for first, end in (human_span,) if listening_span is None else (human_span, listening_span):
+        count = max(1, round((end - first) / config.fps * config.nods_per_second))
+        for centre in (first + torch.rand(count, generator=rng) * (end - first)).tolist():
+            nod += torch.exp(-0.5 * ((torch.arange(frames) - centre) / (0.12 * config.fps)) ** 2)
     angles[:, joint("head"), 0] = config.nod_radians * liveliness * nod.clamp(max=1.0)
 
     # Speaking: the jaw follows the agent's own loudness; the head beats a little with it, and the
@@ -233,6 +336,12 @@ def agent_motion(loudness: torch.Tensor, human_span: tuple[int, int], agent_span
 
     rot6d = matrix_to_rotation_6d(axis_angle_to_matrix(angles))  # (T, J, 6)
     return join_pose(root, rot6d)  # (T, POSE_DIM)
+
+
+def _fade_out(wave: torch.Tensor, samples: int) -> torch.Tensor:
+    """`wave` with its last `samples` ramped down to silence: a voice stopping, not a click."""
+    ramp = torch.linspace(1.0, 0.0, min(samples, wave.numel()))
+    return torch.cat([wave[: wave.numel() - ramp.numel()], wave[wave.numel() - ramp.numel():] * ramp])
 
 
 def _fit_length(codes: torch.Tensor, length: int) -> torch.Tensor:

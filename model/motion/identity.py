@@ -68,4 +68,14 @@ IDENTITIES: tuple[Identity, ...] = (
         skin=(150, 105, 80), hair=(25, 20, 20), shirt=(60, 140, 90), trousers=(90, 75, 60),
         voice=Voice("en-gb+m3", pitch=38),
     ),
+    Identity(
+        name="cleo", height=1.72, shoulders=0.96, arms=1.0, legs=1.01, head=1.0, girth=0.95,
+        skin=(196, 142, 110), hair=(230, 200, 120), shirt=(230, 160, 40), trousers=(60, 60, 70),
+        voice=Voice("en-us+f4", pitch=58),
+    ),
+    Identity(
+        name="dev", height=1.78, shoulders=1.03, arms=1.01, legs=0.99, head=1.02, girth=1.04,
+        skin=(110, 75, 55), hair=(40, 30, 25), shirt=(120, 80, 170), trousers=(70, 90, 110),
+        voice=Voice("en-us+m2", pitch=44),
+    ),
 )  # index = identity id used by the agent model's identity embedding

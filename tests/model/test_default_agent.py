@@ -17,7 +17,8 @@ from model.agent.checkpoint import PICKLE_SUFFIXES, check_safetensors
 from model.data.speech import synthesize
 from model.motion import forward_kinematics, rest_positions, split_pose
 from model.text import load_text_encoder
-from model.train_default import TrainConfig, build_corpus, evaluate, train, window_batch
+from model.train.corpus import build_corpus, window_batch
+from model.train_default import TrainConfig, evaluate, train
 from model.zoo import DEFAULT_AGENT_DIR, DEFAULT_AGENT_SEED, load_agent
 
 ROOT_BOUND = 0.3  # metres

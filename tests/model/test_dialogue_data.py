@@ -5,8 +5,18 @@ import math
 import pytest
 import torch
 
-from model.data.dialogue import DialogueConfig, generate_clip
-from model.motion import POSE_DIM, SKELETON, rotation_6d_to_matrix, split_pose
+from model.data.dialogue import (
+    GREETINGS,
+    HELDOUT_SEED,
+    QA_PAIRS,
+    REFUSALS,
+    DialogueConfig,
+    corpus_answers,
+    generate_clip,
+    heldout_seeds,
+)
+from model.data.store import CorpusError, read_corpus, read_manifest, write_corpus
+from model.motion import IDENTITIES, POSE_DIM, SKELETON, rotation_6d_to_matrix, split_pose
 
 SEEDS = (0, 1, 2)
 
@@ -34,7 +44,7 @@ def test_a_clip_puts_audio_codes_and_poses_on_one_timeline(clips, default_codec)
         assert clip.human_wave.shape == clip.agent_wave.shape == (t * config.sample_rate // config.fps,)
         assert clip.human_codes.shape == clip.agent_codes.shape == (default_codec.num_codebooks, 4 * t)
         assert 0 <= clip.human_span[0] < clip.human_span[1] <= clip.agent_span[0] < clip.agent_span[1] < t
-        assert clip.identity in (0, 1) and clip.prompt and clip.question.endswith("?")
+        assert clip.identity in range(len(IDENTITIES)) and clip.prompt and clip.question.strip()
 
 
 def test_jaw_opening_follows_the_agents_own_speech_energy(clips):
@@ -71,3 +81,48 @@ def test_clips_are_deterministic_by_seed(clips, default_codec):
     assert (again.question, again.prompt, again.identity) == (first.question, first.prompt, first.identity)
     assert not all(
         math.isclose(a.num_frames, b.num_frames) and torch.equal(a.poses, b.poses) for a, b in zip(clips, clips[1:]))
+
+
+def test_the_corpus_holds_the_demo_kinds_and_several_identities():
+    assert len(IDENTITIES) >= 4 and len(QA_PAIRS) >= 60 and len(set(QA_PAIRS)) == len(QA_PAIRS)
+    assert any("hello" in q.lower() for q, _ in GREETINGS) and any("lock" in q for q, _ in REFUSALS)
+    assert all("cannot" in a or "will not" in a for _, a in REFUSALS)  # a risky question gets a safe refusal
+    assert set(corpus_answers()) == {answer for _, answer in QA_PAIRS}
+    assert list(heldout_seeds(2)) == [HELDOUT_SEED, HELDOUT_SEED + 1]
+
+
+def test_an_interrupted_agent_stops_soon_after_the_human_cuts_in(default_codec):
+    config = DialogueConfig(interruption_share=1.0)
+    per_frame = config.sample_rate // config.fps
+    clip = generate_clip(5, default_codec, config)
+    assert clip.overlap == "interruption"
+    cut_in, cut_end = clip.overlap_span
+    assert clip.agent_span[0] < cut_in < clip.agent_span[1] <= cut_in + round(0.35 * config.fps) + 1
+    assert clip.agent_wave[clip.agent_span[1] * per_frame:].abs().max() == 0  # silent from then on
+    assert clip.human_wave[cut_in * per_frame: cut_end * per_frame].abs().max() > 0.1
+    assert _pitch(clip.poses, "jaw")[clip.agent_span[1] + 1:].abs().max() < 0.01
+    talking_on = generate_clip(5, default_codec, DialogueConfig(backchannel_share=1.0, interruption_share=0.0))
+    assert talking_on.overlap == "backchannel" and talking_on.agent_span[1] > talking_on.overlap_span[1]
+
+
+def test_a_corpus_directory_round_trips_and_names_a_missing_or_corrupt_file(default_codec, tmp_path):
+    write_corpus(tmp_path, default_codec, train=range(2), heldout=heldout_seeds(1), progress=False)
+    train, heldout = read_corpus(tmp_path), read_corpus(tmp_path, "heldout")
+    assert [c.seed for c in train] == [0, 1] and [c.seed for c in heldout] == [HELDOUT_SEED]
+    again = generate_clip(1, default_codec)
+    assert torch.equal(train[1].agent_codes, again.agent_codes) and train[1].agent_span == again.agent_span
+    assert train[1].question == again.question and train[1].overlap_span == again.overlap_span
+    with pytest.raises(ValueError, match="both"):
+        write_corpus(tmp_path / "bad", default_codec, train=range(2), heldout=range(1, 2), progress=False)
+
+    clip = tmp_path / "clips" / "1.safetensors"
+    data = clip.read_bytes()
+    clip.write_bytes(data[:-8] + bytes(8))
+    with pytest.raises(CorpusError, match=r"clips/1\.safetensors is corrupt"):
+        read_corpus(tmp_path)
+    clip.unlink()
+    with pytest.raises(CorpusError, match=r"clips/1\.safetensors is missing"):
+        read_manifest(tmp_path)
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(CorpusError, match="manifest.json is corrupt"):
+        read_corpus(tmp_path)
