@@ -8,6 +8,7 @@ it fails, so a green CI run always means the real thing was exercised.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -77,6 +78,11 @@ class WorkerProcess:
     def __init__(self, env: dict[str, str], log_path: Path, queues: str = "sampling,jobs"):
         self.nodename = f"test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
         self.log_path = log_path
+        # At the end of a test a sampling worker may be answering a candidate no check waits for
+        # (a sweeper sent it again): a cold shutdown (SIGQUIT) ends it at once instead of letting
+        # the warm one (SIGTERM) finish it. A worker that may run a training job shuts down warm,
+        # so the job's ranks are stopped by the worker itself.
+        self.stop_signal = signal.SIGTERM if "jobs" in queues.split(",") else signal.SIGQUIT
         self._log = open(log_path, "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", queues,
@@ -92,7 +98,7 @@ class WorkerProcess:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.terminate()
+            self.process.send_signal(self.stop_signal)
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
