@@ -30,9 +30,9 @@ def _help(text: str) -> dict:
 @dataclass(frozen=True)
 class LoopConfig:
     out: Path = field(metadata=_help("Output directory: state.json, report.md, plots, the site's var/ and logs."))
-    rounds: int = field(default=24, metadata=_help("Scenarios (held-out corpus questions) per campaign."))
+    rounds: int = field(default=12, metadata=_help("Scenarios (held-out corpus questions) per campaign."))
     overlap: int = field(default=1, metadata=_help("Annotators who each record and judge every scenario."))
-    annotators: int = field(default=6, metadata=_help("Simulated annotators per campaign (fresh ones for the second)."))
+    annotators: int = field(default=4, metadata=_help("Simulated annotators per campaign (fresh ones for the second)."))
     parallel: int = field(default=3, metadata=_help("Annotators working at the same time (threads of this process)."))
     noisy_share: float = field(default=0.2, metadata=_help("Share of annotators whose noise is noisy_factor times larger."))
     noisy_factor: float = field(default=5.0, metadata=_help("How much noisier a noisy annotator is."))
@@ -46,7 +46,7 @@ class LoopConfig:
     reward_batch_size: int = field(default=8, metadata=_help("Reward-model job: pairs per rank per step."))
     reward_validation_fraction: float = field(default=0.2, metadata=_help(
         "Reward-model job: share of rounds held out (a split leaving either side empty is retried with another)."))
-    ppo_steps: int = field(default=20, metadata=_help("PPO job: steps."))
+    ppo_steps: int = field(default=10, metadata=_help("PPO job: steps."))
     ppo_batch_size: int = field(default=4, metadata=_help("PPO job: rollouts per step."))
     ppo_mini_batch_size: int = field(default=2, metadata=_help("PPO job: rollouts per optimiser step."))
     ppo_learning_rate: float = field(default=1e-5, metadata=_help("PPO job: actor learning rate."))

@@ -77,6 +77,11 @@ def job_curves(output_dir: str, out: Path, title: str, names: tuple[str, ...]) -
     return out, last
 
 
+def _bars(low: list[float], high: list[float]) -> np.ndarray:
+    """Error-bar lengths for matplotlib: never negative (rounding), none where the interval is undefined."""
+    return np.nan_to_num(np.clip(np.array([low, high], dtype=float), 0, None))
+
+
 def win_rate_plot(rates: dict[int, dict], labels: dict[int, str], out: Path) -> Path:
     import matplotlib
 
@@ -87,9 +92,9 @@ def win_rate_plot(rates: dict[int, dict], labels: dict[int, str], out: Path) -> 
     for offset, (number, by_field) in zip((-0.15, 0.15), rates.items()):
         ys = np.arange(len(FIELDS)) + offset
         rate = [by_field[f]["rate"] if by_field[f]["rate"] is not None else math.nan for f in FIELDS]
-        low = [r - (by_field[f]["low"] or r) for f, r in zip(FIELDS, rate)]
-        high = [(by_field[f]["high"] or r) - r for f, r in zip(FIELDS, rate)]
-        axis.errorbar(rate, ys, xerr=[low, high], fmt="o", capsize=3, label=labels[number])
+        low = [r - (by_field[f]["low"] if by_field[f]["low"] is not None else r) for f, r in zip(FIELDS, rate)]
+        high = [(by_field[f]["high"] if by_field[f]["high"] is not None else r) - r for f, r in zip(FIELDS, rate)]
+        axis.errorbar(rate, ys, xerr=_bars(low, high), fmt="o", capsize=3, label=labels[number])
     axis.axvline(0.5, color="grey", linestyle=":")
     axis.set_yticks(range(len(FIELDS)), FIELDS)
     axis.set_xlim(0, 1)
@@ -109,8 +114,8 @@ def metrics_plot(paired: dict[str, dict], out: Path) -> Path:
     names = list(paired)
     fig, axis = plt.subplots(figsize=(7, 0.35 * len(names) + 1.2), constrained_layout=True)
     diff = [paired[n]["diff"] for n in names]
-    axis.errorbar(diff, range(len(names)), xerr=[[d - paired[n]["low"] for n, d in zip(names, diff)],
-                                                  [paired[n]["high"] - d for n, d in zip(names, diff)]],
+    axis.errorbar(diff, range(len(names)), xerr=_bars([d - paired[n]["low"] for n, d in zip(names, diff)],
+                                                       [paired[n]["high"] - d for n, d in zip(names, diff)]),
                   fmt="o", capsize=3)
     axis.axvline(0, color="grey", linestyle=":")
     axis.set_yticks(range(len(names)), names, fontsize=7)
