@@ -37,9 +37,9 @@ from tqdm import tqdm
 from alignment.loop.config import LoopConfig
 from alignment.loop.site import Session, SiteError, expect
 from alignment.loop.state import State
-from alignment.playground.engine import Kit, Turn, corpus_turn
 from alignment.simulate import SimulatedAnnotators
 from model.data.dialogue import DialogueConfig
+from model.evaluate import Kit, Turn, heldout_turn
 from model.media import decode_audio, probe, write_mp4
 from model.metrics import exchange_from_rollout, score_exchange
 from model.respond import ResponseConfig
@@ -75,7 +75,7 @@ def scenarios(rounds: int, kit: Kit) -> list[dict]:
     """One scenario per held-out corpus question: what to ask, the agent's prompt and identity."""
     out = []
     for index in range(rounds):
-        turn = corpus_turn(index, kit)
+        turn = heldout_turn(index, kit.codec)
         out.append({"title": TITLE.format(index=index), "instructions": "Ask the agent the corpus question "
                     f"{index} of the held-out set.", "agent_prompt": turn.prompt, "identity": turn.identity})
     return out
@@ -92,7 +92,7 @@ class Judge:
     def turn(self, index: int) -> Turn:
         with self.lock:
             if index not in self.turns:
-                self.turns[index] = corpus_turn(index, self.kit)
+                self.turns[index] = heldout_turn(index, self.kit.codec)
             return self.turns[index]
 
     def upload_clip(self, index: int) -> bytes:

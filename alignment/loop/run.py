@@ -22,7 +22,7 @@ from alignment.loop.engineer import NEW_VARIANT, Engineer, Lead, options
 from alignment.loop.report import write_report
 from alignment.loop.site import Deployment, Session, SiteError, free_port
 from alignment.loop.state import State
-from alignment.playground.engine import default_kit
+from model.evaluate import load_kit
 
 PARENT, OTHER = "loop-default-t1", "loop-default-t{:g}"
 STAFF = {"engineer": ("loop-engineer", "loop-engineer-password"), "lead": ("loop-lead", "loop-lead-password")}
@@ -45,7 +45,7 @@ class Loop:
     @property
     def kit(self):
         if self._kit is None:
-            self._kit = default_kit()
+            self._kit = load_kit()
         return self._kit
 
     def run(self) -> dict:
