@@ -27,6 +27,7 @@ from model.agent import AgentModel, Rollout, SamplingParams, make_visual_tokeniz
 from model.codec import AudioCodec
 from model.motion import IDENTITIES
 from model.render import SceneObject, render_frames
+from model.render.scene import carried_positions
 from model.text import TextEncoder
 
 
@@ -132,8 +133,10 @@ class Responder:
         decoded pixels resized to the response size (the scene is then part of the pixels)."""
         decoded = self.visual.decode(visual_tokens)
         if self.visual.produces == "poses":
+            objects = tuple(objects)  # drawn where the agent's hand carries them, if it grasps one
             return render_frames(decoded, IDENTITIES[identity], objects, width=self.config.width,
-                                 height=self.config.height)
+                                 height=self.config.height,
+                                 object_positions=carried_positions(decoded, IDENTITIES[identity], objects, self.agent.config.fps))
         images = F.interpolate(decoded.permute(0, 3, 1, 2), size=(self.config.height, self.config.width),
                                mode="bilinear", align_corners=False)  # (T, 3, H, W)
         return (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()

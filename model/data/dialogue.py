@@ -16,7 +16,10 @@ espeak-ng voices. A prompt names the answering style and scales the motion's liv
 kinds of question (greetings, directions, a risky question refused politely) bring their own prompt,
 the demo campaign's. Pauses are mostly short, sometimes long. Some clips overlap the parties: the
 human cuts in ("interruption": the agent stops within ~0.3 s and listens) or only back-channels
-("okay", the agent talks on). Not modelled yet: reaching for objects.
+("okay", the agent talks on). In manipulation clips an object stands in the scene; asked for it
+(the prompt "pick up the cup"), the agent answers, reaches it (arm angles from inverse kinematics
+on its identity's proportions), grasps it, lifts it and holds it; the object moves with the hand
+(model.render.scene.carried_positions). Some clips place an object nobody asks for: no reaching.
 
 Seeds: training corpora use seeds 0, 1, ...; seeds from HELDOUT_SEED on are held out for evaluation
 (`heldout_seeds`). Both draw from the same question/answer pairs: a held-out turn is a new voice,
@@ -33,7 +36,18 @@ import torch
 
 from model.codec import AudioCodec
 from model.data.speech import Voice, synthesize
-from model.motion import IDENTITIES, NUM_JOINTS, SKELETON, axis_angle_to_matrix, join_pose, matrix_to_rotation_6d
+from model.motion import (
+    IDENTITIES,
+    NUM_JOINTS,
+    SKELETON,
+    axis_angle_to_matrix,
+    forward_kinematics,
+    join_pose,
+    matrix_to_rotation_6d,
+    rotation_6d_to_matrix,
+    split_pose,
+)
+from model.render.scene import SceneObject
 
 
 @dataclass(frozen=True)
@@ -49,6 +63,11 @@ class DialogueConfig:
     interruption_share: float = 0.1  # share of clips in which the human cuts into the answer
     backchannel_share: float = 0.1  # share of clips in which the human back-channels over the answer
     stop_seconds: tuple[float, float] = (0.15, 0.3)  # the agent stops this long after the human cuts in
+    manipulation_share: float = 0.12  # share of clips asking the agent to pick up an object in the scene
+    distractor_share: float = 0.1  # share of clips with an object in the scene that nobody asks for
+    reach_seconds: float = 0.7  # from rest to the object
+    grasp_seconds: float = 0.5  # the hand stays at the object (metrics: a grasp is >= 0.3 s)
+    lift_seconds: float = 0.6  # from the object's place to holding it up in front of the chest
     tail_seconds: tuple[float, float] = (0.8, 1.6)  # silence after the answer, as in a 4 s response window
     jaw_max: float = 0.35  # radians at full loudness: a clearly open mouth at 360 px, not a yawn
     loudness_floor_db: float = -45.0  # frames quieter than this keep the jaw shut (espeak gaps)
@@ -167,6 +186,13 @@ KIND_WEIGHTS = (0.55, 0.15, 0.15, 0.15)
 QA_PAIRS = GENERAL + GREETINGS + DIRECTIONS + REFUSALS  # every (question, answer) pair
 HELDOUT_SEED = 1_000_000  # corpus seeds from here on are never trained on
 
+# Manipulation: what stands in the scene (near the demo's cup at (0.35, 0.95, 0.25), either side)
+# and how the human asks for it; the prompt is the demo scenario's.
+OBJECT_COLOURS = {"red": (200, 40, 40), "blue": (50, 90, 200), "green": (60, 160, 70), "yellow": (220, 190, 40)}
+MANIPULATION_QA = (("Could you pick up the {name} for me?", "Sure, I will pick up the {name}."),
+                   ("Can you hand me the {name}, please?", "Of course, here is the {name}."),
+                   ("Please take the {name}.", "Okay, I am taking the {name} now."))
+
 
 def heldout_seeds(count: int) -> range:
     """The first `count` held-out clip seeds (for evaluation; training corpora use seeds 0 ..)."""
@@ -205,6 +231,8 @@ class DialogueClip:
     kind: str = "question"
     overlap: str | None = None  # None, "interruption" (the agent stops) or "backchannel" (it talks on)
     overlap_span: tuple[int, int] | None = None
+    objects: tuple[SceneObject, ...] = ()  # what stands in the scene
+    requested: int | None = None  # index of the object the agent is asked to pick up
 
     @property
     def num_frames(self) -> int:
@@ -231,6 +259,20 @@ def generate_clip(seed: int, codec: AudioCodec, config: DialogueConfig = Dialogu
     prompt, liveliness = PROMPTS[choice(len(PROMPTS))]
     if kind_prompt is not None and uniform((0.0, 1.0)) < 0.7:  # mostly the demo scenario's own prompt
         prompt, liveliness = kind_prompt, dict(PROMPTS)[kind_prompt]
+    objects, requested = (), None
+    scene = uniform((0.0, 1.0))
+    if scene < config.manipulation_share + config.distractor_share:
+        kind_name = ("cup", "ball", "box")[choice(3)]
+        colour = tuple(OBJECT_COLOURS)[choice(len(OBJECT_COLOURS))]
+        side = 1.0 if uniform((0.0, 1.0)) < 0.7 else -1.0  # mostly on the agent's left, as in the demo
+        position = (side * uniform((0.28, 0.4)), uniform((0.9, 1.0)), uniform((0.2, 0.3)))
+        objects = (SceneObject(kind_name, position, OBJECT_COLOURS[colour], 0.1),)
+        if scene < config.manipulation_share:
+            requested, kind = 0, "manipulation"
+            name = f"{colour} {kind_name}" if uniform((0.0, 1.0)) < 0.5 else kind_name
+            q, a = MANIPULATION_QA[choice(len(MANIPULATION_QA))]
+            question, answer = q.format(name=name), a.format(name=name)
+            prompt, liveliness = f"pick up the {name}", 1.0
     human_voice = HUMAN_VOICES[choice(len(HUMAN_VOICES))]
     sr, per_frame = config.sample_rate, config.sample_rate // config.fps
     question_wave = synthesize(question, sr, human_voice)
@@ -244,6 +286,9 @@ def generate_clip(seed: int, codec: AudioCodec, config: DialogueConfig = Dialogu
     draw = uniform((0.0, 1.0))
     overlap = ("interruption" if draw < config.interruption_share else
                "backchannel" if draw < config.interruption_share + config.backchannel_share else None)
+    if requested is not None:
+        overlap = None  # a manipulation clip is about the reach
+    reach_end = agent_start + round((config.reach_seconds + config.grasp_seconds + config.lift_seconds + 0.6) * sr)
     overlap_wave, overlap_start = None, 0
     if overlap is not None:
         texts = INTERRUPTIONS if overlap == "interruption" else BACKCHANNELS
@@ -252,7 +297,8 @@ def generate_clip(seed: int, codec: AudioCodec, config: DialogueConfig = Dialogu
         if overlap == "interruption":  # the agent falls silent shortly after the human cuts in
             agent_end = overlap_start + round(uniform(config.stop_seconds) * sr)
             answer_wave = _fade_out(answer_wave[: agent_end - agent_start], round(0.03 * sr))
-    speech_end = max(agent_end, overlap_start + (0 if overlap_wave is None else overlap_wave.numel()))
+    speech_end = max(agent_end, overlap_start + (0 if overlap_wave is None else overlap_wave.numel()),
+                     reach_end if requested is not None else 0)
     frames = math.ceil((speech_end + uniform(config.tail_seconds) * sr) / per_frame)
     human_wave = torch.zeros(frames * per_frame)
     agent_wave = torch.zeros(frames * per_frame)
@@ -268,6 +314,8 @@ def generate_clip(seed: int, codec: AudioCodec, config: DialogueConfig = Dialogu
     agent_span = (agent_start // per_frame, math.ceil(agent_end / per_frame))
     poses = agent_motion(loudness, human_span, agent_span, liveliness, rng, config,
                          listening_span=overlap_span if overlap == "interruption" else None)
+    if requested is not None:
+        poses = reach_motion(poses, identity, objects[requested].position, agent_span[0], config)
     r = round(codec.frame_rate / config.fps)
     return DialogueClip(
         question=question, answer=answer, prompt=prompt, identity=identity,
@@ -275,7 +323,7 @@ def generate_clip(seed: int, codec: AudioCodec, config: DialogueConfig = Dialogu
         human_codes=_fit_length(codec.encode(human_wave, sr), frames * r),
         agent_codes=_fit_length(codec.encode(agent_wave, sr), frames * r),
         poses=poses, agent_loudness=loudness, human_span=human_span, agent_span=agent_span,
-        seed=seed, kind=kind, overlap=overlap, overlap_span=overlap_span,
+        seed=seed, kind=kind, overlap=overlap, overlap_span=overlap_span, objects=objects, requested=requested,
     )
 
 
@@ -336,6 +384,62 @@ def agent_motion(loudness: torch.Tensor, human_span: tuple[int, int], agent_span
 
     rot6d = matrix_to_rotation_6d(axis_angle_to_matrix(angles))  # (T, J, 6)
     return join_pose(root, rot6d)  # (T, POSE_DIM)
+
+
+def _arm_angles(base: torch.Tensor, identity: int, target: tuple[float, float, float], side: str,
+                steps: int = 150) -> torch.Tensor:
+    """Axis-angle (4, 3) of chest, shoulder, elbow and wrist on `side` ("l" or "r") that put that hand
+    at `target` from the pose of axis-angles `base` (J, 3): inverse kinematics by gradient descent
+    on forward kinematics, with a small pull towards the base so the solution stays natural."""
+    names = ("spine", f"shoulder_{side}", f"elbow_{side}", f"wrist_{side}")
+    index = [SKELETON.index(n) for n in names]
+    hand = SKELETON.index(f"hand_{side}")
+    start = base[index].clone()
+    delta = torch.zeros_like(start, requires_grad=True)
+    optimizer = torch.optim.Adam([delta], lr=0.05)
+    goal = torch.tensor(target)
+    for _ in range(steps):
+        angles = base.clone()
+        angles[index] = start + delta
+        pose = join_pose(torch.zeros(3), matrix_to_rotation_6d(axis_angle_to_matrix(angles)))
+        position = forward_kinematics(pose, identity=IDENTITIES[identity])[hand]
+        loss = (position - goal).square().sum() + 1e-3 * delta.square().sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return (start + delta).detach()
+
+
+def reach_motion(poses: torch.Tensor, identity: int, target: tuple[float, float, float], start: int,
+                 config: DialogueConfig = DialogueConfig()) -> torch.Tensor:
+    """`poses` with the arm on the object's side reaching `target` from frame `start`: reach, grasp
+    (hold still at the object), lift it up in front of the chest, hold it to the end."""
+    root, rot6d = split_pose(poses)
+    matrices = rotation_6d_to_matrix(rot6d)  # (T, J, 3, 3)
+    side = "l" if target[0] >= 0 else "r"
+    names = ("spine", f"shoulder_{side}", f"elbow_{side}", f"wrist_{side}")
+    index = [SKELETON.index(n) for n in names]
+    base = torch.zeros(NUM_JOINTS, 3)
+    base[SKELETON.index("shoulder_l"), 2], base[SKELETON.index("shoulder_r"), 2] = 0.12, -0.12
+    base[SKELETON.index("elbow_l"), 0] = base[SKELETON.index("elbow_r"), 0] = -0.25
+    grasp = _arm_angles(base, identity, target, side)
+    lifted = (target[0] * 0.75, target[1] + 0.15, target[2] - 0.02)
+    hold = _arm_angles(base, identity, lifted, side)
+    frames, fps = poses.shape[0], config.fps
+    t = torch.arange(frames, dtype=torch.float32)
+    reach_end = start + config.reach_seconds * fps
+    grasp_end = reach_end + config.grasp_seconds * fps
+    lift_end = grasp_end + config.lift_seconds * fps
+
+    def ease(first: float, end: float) -> torch.Tensor:
+        x = ((t - first) / (end - first)).clamp(0, 1)
+        return x * x * (3 - 2 * x)  # smoothstep: no jerk at either end
+
+    reach, lift = ease(start, reach_end)[:, None, None], ease(grasp_end, lift_end)[:, None, None]
+    arm = base[index] + reach * (grasp - base[index]) + lift * (hold - grasp)  # (T, 4, 3)
+    moving = (t >= start)[:, None, None, None]
+    matrices[:, index] = torch.where(moving, axis_angle_to_matrix(arm), matrices[:, index])
+    return join_pose(root, matrix_to_rotation_6d(matrices))
 
 
 def _fade_out(wave: torch.Tensor, samples: int) -> torch.Tensor:

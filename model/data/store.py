@@ -23,12 +23,13 @@ from tqdm import tqdm
 
 from model.codec import AudioCodec
 from model.data.dialogue import DialogueClip, DialogueConfig, generate_clip
+from model.render.scene import SceneObject
 
 FORMAT = "her-dialogue-corpus-v1"
 MANIFEST = "manifest.json"
 TENSORS = ("human_wave", "agent_wave", "human_codes", "agent_codes", "poses", "agent_loudness")
 FIELDS = ("question", "answer", "prompt", "identity", "human_span", "agent_span", "seed", "kind", "overlap",
-          "overlap_span")
+          "overlap_span", "requested")
 
 
 class CorpusError(ValueError):
@@ -50,7 +51,8 @@ def write_corpus(directory: str | Path, codec: AudioCodec, train: range, heldout
         name = f"clips/{seed}.safetensors"
         save_file({key: getattr(clip, key).contiguous() for key in TENSORS}, directory / name)
         files[name] = _sha256(directory / name)
-        clips[str(seed)] = {key: getattr(clip, key) for key in FIELDS}
+        clips[str(seed)] = {**{key: getattr(clip, key) for key in FIELDS},
+                            "objects": [dataclasses.asdict(obj) for obj in clip.objects]}
     manifest = {"format": FORMAT, "config": dataclasses.asdict(config),
                 "splits": {"train": list(train), "heldout": list(heldout)}, "clips": clips, "files": files}
     path = directory / MANIFEST
@@ -95,6 +97,8 @@ def read_corpus(directory: str | Path, split: str = "train") -> list[DialogueCli
         fields = dict(manifest["clips"][str(seed)])
         for key in ("human_span", "agent_span", "overlap_span"):
             fields[key] = None if fields[key] is None else tuple(fields[key])
+        fields["objects"] = tuple(SceneObject(**{**obj, "position": tuple(obj["position"]),
+                                                 "colour": tuple(obj["colour"])}) for obj in fields["objects"])
         clips.append(DialogueClip(**fields, **{key: tensors[key] for key in TENSORS}))
     return clips
 

@@ -104,6 +104,7 @@ def exchange_from_clip(clip: DialogueClip, codec: AudioCodec | None = None,
     return Exchange(
         human_wave=_numpy(clip.human_wave), agent_wave=_numpy(agent_wave), poses=_numpy(clip.poses),
         fps=config.fps, sample_rate=config.sample_rate, identity=clip.identity, prompt=clip.prompt, answer=clip.answer, human_span=clip.human_span,
+        objects=clip.objects, requested=clip.requested,
     )
 
 

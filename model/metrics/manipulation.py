@@ -19,12 +19,11 @@ import torch
 from model.metrics.activity import true_runs
 from model.motion import IDENTITIES, SKELETON, forward_kinematics, rest_positions
 from model.render import OBJECT_KINDS, SceneObject
+from model.render.scene import GRASP_MARGIN_METRES, HOLD_SECONDS
 
 if TYPE_CHECKING:  # the exchange module uses requested_object
     from model.metrics.exchange import Exchange
 
-GRASP_MARGIN_METRES = 0.08  # a hand within half the object's size plus this is touching it
-HOLD_SECONDS = 0.3  # a hand that stays that long is grasping, not sweeping past
 REACH_FORWARD_METRES = 0.25  # conversational gestures bring a hand ~0.1 m forward; reaching out, further
 _HANDS = (SKELETON.index("hand_l"), SKELETON.index("hand_r"))
 _REQUEST = re.compile(r"\b(pick|grab|take|hand me|give me|get|bring|lift|hold|fetch|reach)\b")

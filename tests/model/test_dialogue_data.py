@@ -16,7 +16,10 @@ from model.data.dialogue import (
     heldout_seeds,
 )
 from model.data.store import CorpusError, read_corpus, read_manifest, write_corpus
+from model.metrics import exchange_from_clip
+from model.metrics.manipulation import grasp_success, hand_positions, unrequested_reach
 from model.motion import IDENTITIES, POSE_DIM, SKELETON, rotation_6d_to_matrix, split_pose
+from model.render.scene import carried_positions
 
 SEEDS = (0, 1, 2)
 
@@ -92,7 +95,7 @@ def test_the_corpus_holds_the_demo_kinds_and_several_identities():
 
 
 def test_an_interrupted_agent_stops_soon_after_the_human_cuts_in(default_codec):
-    config = DialogueConfig(interruption_share=1.0)
+    config = DialogueConfig(interruption_share=1.0, manipulation_share=0.0)
     per_frame = config.sample_rate // config.fps
     clip = generate_clip(5, default_codec, config)
     assert clip.overlap == "interruption"
@@ -101,15 +104,19 @@ def test_an_interrupted_agent_stops_soon_after_the_human_cuts_in(default_codec):
     assert clip.agent_wave[clip.agent_span[1] * per_frame:].abs().max() == 0  # silent from then on
     assert clip.human_wave[cut_in * per_frame: cut_end * per_frame].abs().max() > 0.1
     assert _pitch(clip.poses, "jaw")[clip.agent_span[1] + 1:].abs().max() < 0.01
-    talking_on = generate_clip(5, default_codec, DialogueConfig(backchannel_share=1.0, interruption_share=0.0))
+    talking_on = generate_clip(5, default_codec, DialogueConfig(backchannel_share=1.0, interruption_share=0.0,
+                                                                    manipulation_share=0.0))
     assert talking_on.overlap == "backchannel" and talking_on.agent_span[1] > talking_on.overlap_span[1]
 
 
 def test_a_corpus_directory_round_trips_and_names_a_missing_or_corrupt_file(default_codec, tmp_path):
-    write_corpus(tmp_path, default_codec, train=range(2), heldout=heldout_seeds(1), progress=False)
+    write_corpus(tmp_path, default_codec, train=range(2), heldout=heldout_seeds(1), progress=False,
+                 config=DialogueConfig(distractor_share=1.0, manipulation_share=0.0))
     train, heldout = read_corpus(tmp_path), read_corpus(tmp_path, "heldout")
+    assert train[0].objects and isinstance(train[0].objects[0].position, tuple)
     assert [c.seed for c in train] == [0, 1] and [c.seed for c in heldout] == [HELDOUT_SEED]
-    again = generate_clip(1, default_codec)
+    again = generate_clip(1, default_codec, DialogueConfig(distractor_share=1.0, manipulation_share=0.0))
+    assert train[1].objects == again.objects
     assert torch.equal(train[1].agent_codes, again.agent_codes) and train[1].agent_span == again.agent_span
     assert train[1].question == again.question and train[1].overlap_span == again.overlap_span
     with pytest.raises(ValueError, match="both"):
@@ -126,3 +133,22 @@ def test_a_corpus_directory_round_trips_and_names_a_missing_or_corrupt_file(defa
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(CorpusError, match="manifest.json is corrupt"):
         read_corpus(tmp_path)
+
+
+def test_asked_for_an_object_the_agent_reaches_grasps_and_carries_it_and_otherwise_does_not(default_codec):
+    """Scored by model.metrics.manipulation on the corpus clips themselves (the ceiling)."""
+    asked = generate_clip(0, default_codec, DialogueConfig(manipulation_share=1.0))
+    assert asked.kind == "manipulation" and asked.requested == 0 and "pick up" in asked.prompt
+    assert grasp_success(exchange_from_clip(asked)) == 1.0
+    carried = carried_positions(asked.poses, IDENTITIES[asked.identity], asked.objects, 24)  # (T, 1, 3)
+    start, end = asked.objects[0].position, carried[-1, 0]
+    assert tuple(carried[0, 0]) == pytest.approx(start) and end[1] > start[1] + 0.1  # lifted from its place
+    hands = hand_positions(asked.poses.numpy(), asked.identity)[-1]  # (2, 3): it stays in the hand
+    assert min(float(((hand - end) ** 2).sum() ** 0.5) for hand in hands) < 0.15
+    assert (carried[: asked.agent_span[0], 0] == carried[0, 0]).all()  # nothing moves before the reach
+
+    not_asked = generate_clip(1, default_codec, DialogueConfig(manipulation_share=0.0, distractor_share=1.0))
+    assert not_asked.objects and not_asked.requested is None
+    assert unrequested_reach(exchange_from_clip(not_asked)) == 0.0
+    still = carried_positions(not_asked.poses, IDENTITIES[not_asked.identity], not_asked.objects, 24)
+    assert torch.allclose(torch.from_numpy(still), torch.tensor(not_asked.objects[0].position).expand_as(torch.from_numpy(still)))
