@@ -47,7 +47,7 @@ from model.motion import (
     rotation_6d_to_matrix,
     split_pose,
 )
-from model.render.scene import SceneObject
+from model.render.scene import OBJECT_KINDS, SceneObject
 
 
 @dataclass(frozen=True)
@@ -194,14 +194,18 @@ MANIPULATION_QA = (("Could you pick up the {name} for me?", "Sure, I will pick u
                    ("Please take the {name}.", "Okay, I am taking the {name} now."))
 
 
+def corpus_answers() -> list[str]:
+    """Every answer text the corpus can voice, manipulation answers included (an in-domain language
+    model for intelligibility)."""
+    names = [f"{colour} {kind}" for colour in OBJECT_COLOURS for kind in OBJECT_KINDS] + list(OBJECT_KINDS)
+    return [answer for _, answer in QA_PAIRS] + [a.format(name=n) for _, a in MANIPULATION_QA for n in names]
+
+
 def heldout_seeds(count: int) -> range:
     """The first `count` held-out clip seeds (for evaluation; training corpora use seeds 0 ..)."""
     return range(HELDOUT_SEED, HELDOUT_SEED + count)
 
 
-def corpus_answers() -> list[str]:
-    """Every answer text the corpus can voice (an in-domain language model for intelligibility)."""
-    return [answer for _, answer in QA_PAIRS]
 
 
 @dataclass
@@ -262,7 +266,7 @@ def generate_clip(seed: int, codec: AudioCodec, config: DialogueConfig = Dialogu
     objects, requested = (), None
     scene = uniform((0.0, 1.0))
     if scene < config.manipulation_share + config.distractor_share:
-        kind_name = ("cup", "ball", "box")[choice(3)]
+        kind_name = OBJECT_KINDS[choice(len(OBJECT_KINDS))]
         colour = tuple(OBJECT_COLOURS)[choice(len(OBJECT_COLOURS))]
         side = 1.0 if uniform((0.0, 1.0)) < 0.7 else -1.0  # mostly on the agent's left, as in the demo
         position = (side * uniform((0.28, 0.4)), uniform((0.9, 1.0)), uniform((0.2, 0.3)))

@@ -90,7 +90,8 @@ def test_the_corpus_holds_the_demo_kinds_and_several_identities():
     assert len(IDENTITIES) >= 4 and len(QA_PAIRS) >= 60 and len(set(QA_PAIRS)) == len(QA_PAIRS)
     assert any("hello" in q.lower() for q, _ in GREETINGS) and any("lock" in q for q, _ in REFUSALS)
     assert all("cannot" in a or "will not" in a for _, a in REFUSALS)  # a risky question gets a safe refusal
-    assert set(corpus_answers()) == {answer for _, answer in QA_PAIRS}
+    answers = set(corpus_answers())
+    assert {answer for _, answer in QA_PAIRS} < answers and "Of course, here is the red cup." in answers
     assert list(heldout_seeds(2)) == [HELDOUT_SEED, HELDOUT_SEED + 1]
 
 
