@@ -64,6 +64,11 @@ class AgentConfig:
     # expected at about unit scale; None turns clipping off (MAR's choice for well-trained heads).
     diffusion_clip_x0: float | None = 10.0
     diffusion_loss_weight: float = 1.0  # the paper sums cross-entropy and diffusion loss
+    # Turn feature (model.agent.inputs.turn_buckets): the control slot also gets an embedding of how
+    # many frames the human has been quiet (their codebook-0 codes all in `quiet_codes`), capped at
+    # turn_buckets - 2, or "not spoken yet". 0 turns it off (checkpoints written before it).
+    turn_buckets: int = 0
+    quiet_codes: list[int] = field(default_factory=list)  # the codec's codebook-0 codes of silence
 
     def __post_init__(self) -> None:
         for name in ("num_codebooks", "codebook_size", "audio_frames_per_video_frame", "visual_tokens",
@@ -73,6 +78,8 @@ class AgentConfig:
                 raise ValueError(f"AgentConfig.{name} must be >= 1, got {getattr(self, name)}")
         if not self.codec_frame_rate > 0:
             raise ValueError(f"AgentConfig.codec_frame_rate must be > 0, got {self.codec_frame_rate}")
+        if self.turn_buckets and (self.turn_buckets < 2 or not self.quiet_codes):
+            raise ValueError("AgentConfig.turn_buckets must be 0 (off) or >= 2 with quiet_codes given")
         if "hidden_size" not in self.backbone:
             raise ValueError("AgentConfig.backbone must give Qwen2Config keyword arguments, hidden_size included")
 

@@ -36,6 +36,11 @@ class FrameEmbedder(nn.Module):
         self.agent_visual = nn.Linear(config.visual_tokens * config.visual_token_dim, h)
         self.empty = nn.ParameterDict({name: nn.Parameter(torch.randn(h) * 0.02) for name in EMPTY_INPUTS})
         self.slots = nn.Parameter(torch.randn(config.positions_per_frame, h) * 0.02)
+        # Zero at first, so an agent trained without the turn feature starts out unchanged.
+        self.turn = nn.Embedding(config.turn_buckets, h) if config.turn_buckets else None
+        if self.turn is not None:
+            nn.init.zeros_(self.turn.weight)
+        self.register_buffer("quiet_codes", torch.tensor(config.quiet_codes, dtype=torch.long), persistent=False)
         self.register_buffer("human_offsets", torch.arange(k) * config.codebook_size, persistent=False)
         self.register_buffer("agent_offsets", torch.arange(k) * (config.codebook_size + 1), persistent=False)
 
@@ -50,13 +55,15 @@ class FrameEmbedder(nn.Module):
         human_visual: torch.Tensor | None = None,
         agent_visual: torch.Tensor | None = None,
         present: dict[str, torch.Tensor] | None = None,
+        turn: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The control slot of frames `frame_index` (T,) -> (B, T, H).
 
         prompt (B, P), trajectory (B, T, J), identity (B,), human_audio (B, T, R, K) codes,
         human_visual (B, T, L2h, Dh) and agent_visual (B, T, L2, D) are already aligned with the
         frames they condition (the human's and the agent's previous frame). `present[name]` (B, T)
-        replaces the embedding of absent frames by the empty one.
+        replaces the embedding of absent frames by the empty one. `turn` (B, T) are the frames'
+        turn buckets (`turn_buckets`), used when the configuration has the turn feature.
         """
         b, t = batch_size, frame_index.shape[0]
         inputs = {
@@ -68,6 +75,9 @@ class FrameEmbedder(nn.Module):
             "agent_visual": None if agent_visual is None else self.agent_visual(agent_visual.flatten(-2)),
         }
         total = self.slots[0] + self.time(_sinusoid(frame_index))  # (T, H)
+        if self.turn is not None:
+            turn = torch.zeros(b, t, dtype=torch.long, device=frame_index.device) if turn is None else turn
+            total = total + self.turn(turn)  # (B, T, H)
         present = present or {}
         for name, value in inputs.items():
             if value is None:
@@ -77,6 +87,10 @@ class FrameEmbedder(nn.Module):
             else:
                 total = total + value
         return total.expand(b, t, -1)  # (B, T, H)
+
+    def human_quiet(self, codes: torch.Tensor) -> torch.Tensor:
+        """Human codes (..., R, K) -> (...) bool: every audio frame's codebook-0 code is a quiet one."""
+        return (codes[..., 0, None] == self.quiet_codes).any(-1).all(-1)
 
     def _human_audio(self, codes: torch.Tensor) -> torch.Tensor:
         """Human codes (B, T, R, K) -> (B, T, H): summed codebook embeddings, R frames concatenated."""
@@ -99,3 +113,17 @@ def _sinusoid(index: torch.Tensor) -> torch.Tensor:
     freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=index.device) / half)
     args = index.to(torch.float32)[:, None] * freqs  # (T, half)
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # (T, TIME_FEATURES)
+
+
+def turn_buckets(quiet: torch.Tensor, buckets: int) -> torch.Tensor:
+    """Per frame (B, T) bool "the human is quiet" -> (B, T) long: 0 while the human has not spoken
+    yet, else 1 + the frames since their last loud frame, capped at buckets - 2 (0 while they speak).
+
+    Why: when to take the turn is a function of how long the human has been silent; learnt
+    through attention alone, one onset per clip, a small agent never learnt it (a flat onset
+    hazard, silent at temperature 0.7). Given as an input, it is one embedding per gap length.
+    """
+    index = torch.arange(quiet.shape[-1], device=quiet.device)
+    last_loud = torch.where(quiet, -1, index).cummax(-1).values  # (B, T), -1 before any loud frame
+    since = (index - last_loud).clamp(max=buckets - 2)
+    return torch.where(last_loud >= 0, since + 1, 0)

@@ -40,7 +40,7 @@ from model.agent.batch import AgentBatch
 from model.agent.checkpoint import read_checkpoint, write_checkpoint
 from model.agent.config import NAMED_CONFIGS, AgentConfig
 from model.agent.diffusion import DiffusionHead
-from model.agent.inputs import FrameEmbedder
+from model.agent.inputs import FrameEmbedder, turn_buckets
 from model.agent.rollout import Rollout
 from model.agent.sampling import SamplingParams, audio_token_log_probs
 from model.agent.session import StreamingSession
@@ -139,9 +139,15 @@ class AgentModel(nn.Module):
             shifted[name] = torch.cat([torch.zeros_like(value[:, :1]), value[:, :-1]], dim=1)
             mask = present.get(name, torch.ones(b, t, dtype=torch.bool, device=value.device))
             present[name] = torch.cat([torch.zeros_like(mask[:, :1]), mask[:, :-1]], dim=1)  # (B, T)
+        turn = None
+        if c.turn_buckets:
+            heard = shifted["human_audio"]
+            quiet = (torch.ones(b, t, dtype=torch.bool, device=batch.device) if heard is None else
+                     self.embedder.human_quiet(heard) | ~present["human_audio"])  # (B, T): frame i hears i - 1
+            turn = turn_buckets(quiet, c.turn_buckets)
         control = self.embedder.control(
             torch.arange(t, device=batch.agent_visual.device), b, prompt=batch.prompt, trajectory=batch.trajectory,
-            identity=batch.identity, present=present, **shifted)  # (B, T, H)
+            identity=batch.identity, present=present, turn=turn, **shifted)  # (B, T, H)
         audio = self.embedder.agent_audio(batch.agent_audio.view(b, k, t, r).permute(0, 2, 3, 1))  # (B, T, R, H)
         visual = self.embedder.visual_queries().expand(b, t, -1, -1)  # (B, T, L2, H)
         return torch.cat([control[:, :, None], audio, visual], dim=2).flatten(1, 2)  # (B, T * P, H)
@@ -157,18 +163,28 @@ class AgentModel(nn.Module):
         logits = self.audio_logits(hidden[:, :, :r]).flatten(1, 2)  # (B, T, R, K, V+1) -> (B, S, K, V+1)
         return AgentOutput(audio_logits=logits, visual_cond=hidden[:, :, 1 + r:])
 
-    def loss(self, batch: AgentBatch) -> dict[str, torch.Tensor]:
-        """Masked cross-entropy over the delayed audio tokens + the diffusion loss of the visual tokens."""
+    def loss(self, batch: AgentBatch, audio_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Masked cross-entropy over the delayed audio tokens + the diffusion loss of the visual tokens.
+
+        `audio_weights` (B, S), optional, weighs each audio step's cross-entropy (a training recipe
+        may stress the turn-taking steps); "audio" is then the weighted mean and "audio_mean" the plain one.
+        """
         out = self(batch)
         targets = batch.agent_audio.transpose(1, 2)  # (B, S, K)
         valid = targets != self.config.special_token  # the delay pattern's empty positions carry no loss
         # ignore_index rather than boolean indexing: no data-dependent shape (no GPU sync, runs on meta).
-        audio = F.cross_entropy(out.audio_logits.flatten(0, 2), targets.masked_fill(~valid, -100).flatten(),
-                                ignore_index=-100)
+        per_token = F.cross_entropy(out.audio_logits.flatten(0, 2), targets.masked_fill(~valid, -100).flatten(),
+                                    ignore_index=-100, reduction="none").view_as(targets)  # (B, S, K), 0 if not valid
+        audio_mean = per_token.sum() / valid.sum().clamp(min=1)
+        audio = audio_mean
+        if audio_weights is not None:
+            weights = valid * audio_weights[:, :, None]  # (B, S, K)
+            audio = (per_token * weights).sum() / weights.sum().clamp(min=1e-6)
         diffusion = self.diffusion.loss(batch.agent_visual.flatten(0, 2),  # (B * T * L2, D)
                                         out.visual_cond.flatten(0, 2),  # (B * T * L2, H)
                                         self.config.diffusion_batch_mul)
-        return {"loss": audio + self.config.diffusion_loss_weight * diffusion, "audio": audio, "diffusion": diffusion}
+        return {"loss": audio + self.config.diffusion_loss_weight * diffusion, "audio": audio, "diffusion": diffusion,
+                "audio_mean": audio_mean}
 
     # --- sampling ------------------------------------------------------------------------------
 

@@ -75,6 +75,7 @@ class StreamingSession:
         self._continued: tuple[tuple[int, SamplingParams], ...] = ()  # see Rollout.continued
         self._first_params = params
         self._received: dict[str, list[torch.Tensor | None]] = {"human_audio": [], "human_visual": [], "trajectory": []}
+        self._last_loud: int | None = None  # the human's last loud frame (the turn feature), None: not yet
 
     @classmethod
     @torch.inference_mode()
@@ -112,7 +113,21 @@ class StreamingSession:
                       (value[:, i * r : (i + 1) * r] if name == "human_audio" else value[i]) for i in range(t)]
             # The human's last frame of the rollout was never received: the next step brings it.
             session._received[name] = frames[: t - 1] if name.startswith("human") else frames
+        for frame, codes in enumerate(session._received["human_audio"]):
+            session._hear(frame, codes)
         return session
+
+    def _hear(self, frame: int, human_audio: torch.Tensor | None) -> None:
+        """Track the human's last loud frame for the turn feature (human_audio (K, R) of `frame`)."""
+        if self.config.turn_buckets and human_audio is not None and not self.model.embedder.human_quiet(human_audio.T):
+            self._last_loud = frame
+
+    def _turn(self, i: int) -> torch.Tensor | None:
+        """Frame i's turn bucket (1, 1), as model.agent.inputs.turn_buckets computes it for a whole clip."""
+        if not self.config.turn_buckets:
+            return None
+        bucket = 0 if self._last_loud is None else 1 + min(i - 1 - self._last_loud, self.config.turn_buckets - 2)
+        return torch.tensor([[bucket]], device=self.device)
 
     @property
     def num_frames(self) -> int:
@@ -148,6 +163,7 @@ class StreamingSession:
         if human_audio is not None and (human_audio.min() < 0 or human_audio.max() >= c.codebook_size):
             raise ValueError(f"human_audio codes must lie in [0, {c.codebook_size})")
         if i > 0:
+            self._hear(i - 1, human_audio)
             self._received["human_audio"].append(human_audio)
             self._received["human_visual"].append(human_visual)
         self._received["trajectory"].append(trajectory)
@@ -160,6 +176,7 @@ class StreamingSession:
             human_audio=None if human_audio is None else human_audio.T[None, None],  # (1, 1, R, K)
             human_visual=None if human_visual is None else human_visual[None, None],
             agent_visual=None if i == 0 else self._visual_tokens[-1][None, None],
+            turn=self._turn(i),
         )  # (1, 1, H)
         sampled = delay_valid_mask(k, (i + 1) * r, device=self.device)[:, i * r:]  # (K, R): codebook k starts at step k
         hidden = self._backbone(control)

@@ -18,7 +18,7 @@ import shlex
 import socket
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -26,7 +26,7 @@ from torch import nn
 from transformers import HfArgumentParser, Trainer, TrainingArguments
 
 from model.agent import AgentConfig, AgentModel
-from model.codec import load_codec
+from model.codec import AudioCodec, load_codec
 from model.data.dialogue import DialogueConfig
 from model.text import load_text_encoder
 from model.train.corpus import ClipCollator, ClipDataset, build_corpus
@@ -53,6 +53,10 @@ class SFTJobArguments:
     clips: int = field(default=96, metadata={"help": "training clips: corpus seeds 0 .. clips - 1"})
     window_frames: int = field(default=240, metadata={"help": "frames per example, from frame 0 (10 s)"})
     prompt_dropout: float = field(default=0.2, metadata={"help": "share of examples without their prompt"})
+    turn_weight: float = field(default=1.0, metadata={"help": "audio-loss weight of the turn-taking steps (the "
+                                                             "human's turn, the gap, the agent's onset)"})
+    turn_buckets: int = field(default=0, metadata={"help": "give the agent the turn feature with this many buckets "
+                                                           "(model.agent.inputs.turn_buckets); 0: as the init has it"})
     ranks: int = field(default=1, metadata={"help": "DeepSpeed ranks (CPU processes) to launch"})
     zero_stage: int = field(default=2, metadata={"help": "DeepSpeed ZeRO stage 2 (default) or 3; 0: no DeepSpeed"})
     resume: bool = field(default=False, metadata={"help": "continue from the last checkpoint under OUT/checkpoints"})
@@ -62,6 +66,10 @@ class SFTJobArguments:
             raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if self.clips < 1 or self.window_frames < 2:
             raise ValueError(f"clips must be >= 1 and window_frames >= 2, got {self.clips} and {self.window_frames}")
+        if self.turn_buckets == 1 or self.turn_buckets < 0:
+            raise ValueError(f"turn_buckets must be 0 or >= 2, got {self.turn_buckets}")
+        if not self.turn_weight > 0:
+            raise ValueError(f"turn_weight must be > 0, got {self.turn_weight}")
         if not 0 <= self.prompt_dropout < 1:
             raise ValueError(f"prompt_dropout must lie in [0, 1), got {self.prompt_dropout}")
         if not 1 <= self.ranks <= 2:
@@ -90,8 +98,8 @@ class SFTObjective(nn.Module):
                 if name.startswith(VISUAL_PARAMETERS):
                     parameter.requires_grad_(False)
 
-    def forward(self, batch) -> dict[str, torch.Tensor]:
-        losses = self.agent.loss(batch)
+    def forward(self, batch, audio_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        losses = self.agent.loss(batch, audio_weights)
         if self.stage == "audio":
             losses["loss"] = losses["audio"]  # the visual loss masked: reported, never trained on
         return losses
@@ -104,10 +112,10 @@ class SFTTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.can_return_loss = True
         self.label_names = []
-        self._parts = {"audio": [0.0, 0], "diffusion": [0.0, 0]}
+        self._parts = {"audio": [0.0, 0], "audio_mean": [0.0, 0], "diffusion": [0.0, 0]}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        losses = model(inputs["batch"])
+        losses = model(inputs["batch"], inputs.get("audio_weights"))
         for name, total in self._parts.items():
             total[0] += losses[name].item()
             total[1] += 1
@@ -122,12 +130,31 @@ class SFTTrainer(Trainer):
         super().log(logs, start_time)
 
 
-def initial_agent(init: str, seed: int) -> AgentModel:
-    """Fresh weights of the tiny configuration (seeded), or a checkpoint's."""
-    if init == "tiny":
-        torch.manual_seed(seed)
-        return AgentModel(AgentConfig.named(init))
-    return AgentModel.from_pretrained(init)
+def initial_agent(init: str, seed: int, turn_buckets: int = 0, codec: AudioCodec | None = None) -> AgentModel:
+    """Fresh weights of the tiny configuration (seeded), or a checkpoint's. With `turn_buckets` the
+    agent gets the turn feature (quiet codes from `codec`); a checkpoint without it keeps all its
+    weights and gains the feature's embedding at zero, so it starts out as it was."""
+    torch.manual_seed(seed)
+    agent = AgentModel(AgentConfig.named(init)) if init == "tiny" else AgentModel.from_pretrained(init)
+    if not turn_buckets or agent.config.turn_buckets == turn_buckets:
+        return agent
+    if agent.config.turn_buckets:
+        raise ValueError(f"{init} already has {agent.config.turn_buckets} turn buckets, not {turn_buckets}")
+    config = replace(agent.config, turn_buckets=turn_buckets, quiet_codes=quiet_codes(codec or load_codec("default")))
+    grown = AgentModel(config)
+    missing, unexpected = grown.load_state_dict(agent.state_dict(), strict=False)
+    if unexpected or set(missing) != {"embedder.turn.weight"}:
+        raise ValueError(f"cannot add the turn feature to {init}: missing {missing}, unexpected {unexpected}")
+    return grown
+
+
+def quiet_codes(codec: AudioCodec) -> list[int]:
+    """The codec's codebook-0 codes of silence and of faint noise up to -55 dBFS (a quiet room): the
+    codes that mean "the human is not speaking"."""
+    rate = codec.sample_rate
+    generator = torch.Generator().manual_seed(0)
+    waves = [torch.zeros(rate)] + [torch.randn(rate, generator=generator) * 10 ** (db / 20) for db in (-90, -75, -65, -55)]
+    return sorted({int(code) for wave in waves for code in codec.encode(wave, rate)[0, 4:-4]})
 
 
 def plot_loss(log_history: list[dict], path: Path, title: str) -> Path:
@@ -138,7 +165,7 @@ def plot_loss(log_history: list[dict], path: Path, title: str) -> Path:
     import matplotlib.pyplot as plt
 
     figure, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
-    for name in ("loss", "loss/audio", "loss/diffusion"):
+    for name in ("loss", "loss/audio", "loss/audio_mean", "loss/diffusion"):
         points = [(line["step"], line[name]) for line in log_history if name in line]
         if points:
             ax.plot(*zip(*points), label=name)
@@ -151,12 +178,13 @@ def plot_loss(log_history: list[dict], path: Path, title: str) -> Path:
 
 def train(job: SFTJobArguments, args: TrainingArguments) -> dict:
     """Train one stage on this rank; rank 0 writes the agent, its card and loss.png to job.out."""
-    agent = initial_agent(job.init, args.seed)
     codec, text_encoder = load_codec("default"), load_text_encoder("default")
+    agent = initial_agent(job.init, args.seed, job.turn_buckets, codec)
     main_rank = args.process_index == 0
     clips = build_corpus(range(job.clips), codec, text_encoder, agent.config, progress=main_rank)
     visual = job.stage == "audiovisual"
-    collator = ClipCollator(agent.config, job.window_frames, job.prompt_dropout, visual, seed=args.seed)
+    collator = ClipCollator(agent.config, job.window_frames, job.prompt_dropout, visual, seed=args.seed,
+                            turn_weight=job.turn_weight)
     objective = SFTObjective(agent, job.stage).train()
     trainer = SFTTrainer(model=objective, args=args, train_dataset=ClipDataset(clips), data_collator=collator)
     checkpoints = Path(args.output_dir)

@@ -13,7 +13,7 @@ import torch
 
 from model.agent import AgentModel
 from model.text import load_text_encoder
-from model.train.corpus import build_corpus, window_batch
+from model.train.corpus import ClipCollator, build_corpus, turn_weights, window_batch
 from model.train.sft import VISUAL_PARAMETERS, initial_agent
 from tests.conftest import require_service
 
@@ -90,3 +90,40 @@ def test_bad_stages_are_refused_before_anything_starts(tmp_path):
     orphan = _train("--stage", "audiovisual", "--out", str(tmp_path / "x"), timeout=300)
     assert orphan.returncode == 2 and "stage-1 checkpoint" in orphan.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_turn_weights_stress_the_human_turn_the_gap_and_the_onset_and_reweigh_only_there(clips):
+    """Exact weights on the corpus's own spans; uniform weights leave the audio loss as it was, and a
+    weight on the turn steps pulls the training loss towards those steps' own mean."""
+    torch.manual_seed(0)
+    agent = initial_agent("tiny", 0).eval()
+    config, r = agent.config, agent.config.audio_frames_per_video_frame
+    frames = max(c.num_frames for c in clips)
+    weights = turn_weights(clips, frames, config, weight=5.0)
+    for row, clip in zip(weights, clips):
+        onset = clip.agent_span[0] + 6  # 0.25 s at 24 fps
+        assert (row[clip.human_span[0] * r: onset * r] == 5).all()
+        assert (row[: clip.human_span[0] * r] == 1).all() and (row[onset * r:] == 1).all()
+    batch = window_batch(clips, frames, config, visual=False)
+    with torch.no_grad():
+        plain, uniform = agent.loss(batch), agent.loss(batch, torch.ones_like(weights))
+        only_turn = agent.loss(batch, (weights > 1).float() + 1e-9)
+        stressed = agent.loss(batch, weights)
+    assert torch.allclose(plain["audio"], uniform["audio"]) and torch.allclose(plain["audio"], plain["audio_mean"])
+    assert torch.allclose(stressed["audio_mean"], plain["audio"])
+    low, high = sorted([plain["audio"].item(), only_turn["audio"].item()])
+    assert low < stressed["audio"].item() < high
+    assert abs(stressed["audio"] - only_turn["audio"]) < abs(plain["audio"] - only_turn["audio"])
+
+
+def test_a_batch_of_clips_of_different_lengths_keeps_every_answer(clips):
+    """Shorter clips are extended by their own silent last frame, so the longest clip's answer is whole."""
+    config = initial_agent("tiny", 0).config
+    collated = ClipCollator(config, window_frames=10_000, prompt_dropout=0.0, visual=True)(clips)
+    batch, r = collated["batch"], config.audio_frames_per_video_frame
+    assert batch.num_frames == max(c.num_frames for c in clips)
+    short = min(range(len(clips)), key=lambda i: clips[i].num_frames)
+    n = clips[short].num_frames
+    assert torch.equal(batch.agent_visual[short, n:], clips[short].visual[-1:].expand(batch.num_frames - n, -1, -1))
+    assert (batch.human_audio[short, :, n * r:] == clips[short].human_codes[:, -1:]).all()
+    assert collated["audio_weights"].shape == (len(clips), batch.num_frames * r)
