@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from model.agent import AgentModel, Rollout, SamplingParams, make_visual_tokenizer
+from model.agent.inputs import scene_features
 from model.codec import AudioCodec
 from model.motion import IDENTITIES
 from model.render import SceneObject, render_frames
@@ -108,7 +109,8 @@ class Responder:
         human_codes = _fit_length(human_codes, frames * c.audio_frames_per_video_frame).to(self.device)
         prompt_embedding = self.text_encoder.encode([prompt])[0].to(self.device) if prompt else None
 
-        session = self.agent.session(params, prompt=prompt_embedding, identity=identity)
+        scene = scene_features(tuple(objects), c.scene_objects).to(self.device) if c.scene_objects else None
+        session = self.agent.session(params, prompt=prompt_embedding, identity=identity, scene=scene)
         r = c.audio_frames_per_video_frame
         with torch.inference_mode():
             for i in range(frames):

@@ -14,7 +14,8 @@ from safetensors.torch import save as save_safetensors
 from model.agent import Rollout, SamplingParams
 
 _TENSOR_FIELDS = ("audio_tokens", "audio_log_probs", "audio_sampling_log_probs", "audio_sampled", "visual_tokens",
-                  "visual_chain", "visual_log_probs", "human_audio", "human_visual", "prompt", "trajectory")
+                  "visual_chain", "visual_log_probs", "human_audio", "human_visual", "prompt", "trajectory",
+                  "scene")
 FORMAT = "her-rollout-v2"  # v2 added the full-distribution log-probs and per-segment parameters
 _PRESENT_PREFIX = "present."
 

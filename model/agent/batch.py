@@ -9,6 +9,7 @@ Shapes (B clips, T video frames, R audio frames per video frame, S = T * R agent
     prompt        (B, P)            float  text prompt embedding
     trajectory    (B, T, J * 3)     float  joint velocities wanted for the agent at frame i
     identity      (B,)              long   identity index
+    scene         (B, N, F)         float  scene objects (model.agent.inputs.scene_features), if the agent reads them
 
 Each optional input is None when the whole batch lacks it; `present[name]` ((B,) or (B, T) bools)
 marks which clips or frames have it (for the human's inputs: the human's frames, before the model
@@ -22,8 +23,9 @@ import torch
 
 from model.agent.config import AgentConfig
 from model.agent.delay_pattern import build_delay_pattern
+from model.agent.inputs import SCENE_FEATURES
 
-OPTIONAL_INPUTS = ("human_audio", "human_visual", "prompt", "trajectory", "identity")
+OPTIONAL_INPUTS = ("human_audio", "human_visual", "prompt", "trajectory", "identity", "scene")
 
 
 @dataclass
@@ -35,6 +37,7 @@ class AgentBatch:
     prompt: torch.Tensor | None = None
     trajectory: torch.Tensor | None = None
     identity: torch.Tensor | None = None
+    scene: torch.Tensor | None = None
     present: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
@@ -76,7 +79,10 @@ class AgentBatch:
             "prompt": (b, config.prompt_dim),
             "trajectory": (b, t, config.trajectory_dim),
             "identity": (b,),
+            "scene": (b, config.scene_objects, SCENE_FEATURES),
         }
+        if self.scene is not None and not config.scene_objects:
+            raise ValueError("AgentBatch.scene is given but the agent has no scene input (scene_objects = 0)")
         for name, shape in expected.items():
             value = getattr(self, name)
             if value is not None and tuple(value.shape) != shape:

@@ -51,6 +51,9 @@ class AgentConfig:
     prompt_dim: int = 384  # MiniLM sentence embedding (paper: CLIP L/14 text, 768)
     trajectory_dim: int = 3 * NUM_JOINTS  # joint velocities (x, y, z) of every joint per frame: 66
     num_identities: int = 4  # a few learned identity embeddings
+    # Scene (the paper's V_0, as object tokens): up to this many objects, each its kind, position and
+    # colour (model.agent.inputs.scene_features); 0 turns the input off (checkpoints before it load).
+    scene_objects: int = 0
     # Backbone: keyword arguments of transformers.Qwen2Config.
     backbone: dict = field(default_factory=_tiny_backbone)
     backbone_path: str | None = None  # local directory of a pretrained Qwen2 checkpoint, if any
@@ -76,6 +79,8 @@ class AgentConfig:
                      "diffusion_train_steps", "diffusion_batch_mul"):
             if getattr(self, name) < 1:
                 raise ValueError(f"AgentConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.scene_objects < 0:
+            raise ValueError(f"AgentConfig.scene_objects must be >= 0, got {self.scene_objects}")
         if not self.codec_frame_rate > 0:
             raise ValueError(f"AgentConfig.codec_frame_rate must be > 0, got {self.codec_frame_rate}")
         if self.turn_buckets and (self.turn_buckets < 2 or not self.quiet_codes):

@@ -12,9 +12,24 @@ import torch
 from torch import nn
 
 from model.agent.config import AgentConfig
+from model.render.scene import OBJECT_KINDS, SceneObject
 
 EMPTY_INPUTS = ("prompt", "trajectory", "identity", "human_audio", "human_visual", "agent_visual")
 TIME_FEATURES = 32  # sinusoidal features of the frame index; RoPE already orders positions
+SCENE_FEATURES = len(OBJECT_KINDS) + 3 + 3  # kind one-hot, position (m), colour (0..1)
+
+
+def scene_features(objects: "list[SceneObject] | tuple[SceneObject, ...]", slots: int) -> torch.Tensor:
+    """The scene as the agent reads it (slots, SCENE_FEATURES): one row per object, zero rows after
+    the last (an empty slot adds nothing); more objects than slots is an error."""
+    if len(objects) > slots:
+        raise ValueError(f"the scene has {len(objects)} objects; this agent reads at most {slots}")
+    rows = torch.zeros(slots, SCENE_FEATURES)
+    for row, obj in zip(rows, objects):
+        row[OBJECT_KINDS.index(obj.kind)] = 1.0
+        row[len(OBJECT_KINDS): len(OBJECT_KINDS) + 3] = torch.tensor(obj.position)
+        row[len(OBJECT_KINDS) + 3:] = torch.tensor(obj.colour) / 255
+    return rows
 
 
 class FrameEmbedder(nn.Module):
@@ -35,6 +50,9 @@ class FrameEmbedder(nn.Module):
         self.agent_codes = nn.Embedding(k * (config.codebook_size + 1), h)  # + the delay special token
         self.agent_visual = nn.Linear(config.visual_tokens * config.visual_token_dim, h)
         self.empty = nn.ParameterDict({name: nn.Parameter(torch.randn(h) * 0.02) for name in EMPTY_INPUTS})
+        if config.scene_objects:  # only then: checkpoints of agents without the input keep their keys
+            self.scene = nn.Linear(SCENE_FEATURES, h, bias=False)  # no bias: an empty slot adds nothing
+            self.empty["scene"] = nn.Parameter(torch.randn(h) * 0.02)
         self.slots = nn.Parameter(torch.randn(config.positions_per_frame, h) * 0.02)
         # Zero at first, so an agent trained without the turn feature starts out unchanged.
         self.turn = nn.Embedding(config.turn_buckets, h) if config.turn_buckets else None
@@ -56,10 +74,12 @@ class FrameEmbedder(nn.Module):
         agent_visual: torch.Tensor | None = None,
         present: dict[str, torch.Tensor] | None = None,
         turn: torch.Tensor | None = None,
+        scene: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The control slot of frames `frame_index` (T,) -> (B, T, H).
 
         prompt (B, P), trajectory (B, T, J), identity (B,), human_audio (B, T, R, K) codes,
+        scene (B, N, SCENE_FEATURES) (agents with scene_objects > 0),
         human_visual (B, T, L2h, Dh) and agent_visual (B, T, L2, D) are already aligned with the
         frames they condition (the human's and the agent's previous frame). `present[name]` (B, T)
         replaces the embedding of absent frames by the empty one. `turn` (B, T) are the frames'
@@ -74,6 +94,10 @@ class FrameEmbedder(nn.Module):
             "human_visual": None if human_visual is None else self.human_visual(human_visual.flatten(-2)),
             "agent_visual": None if agent_visual is None else self.agent_visual(agent_visual.flatten(-2)),
         }
+        if self.config.scene_objects:
+            inputs["scene"] = None if scene is None else self.scene(scene).sum(1)[:, None, :]  # (B, 1, H)
+        elif scene is not None:
+            raise ValueError("this agent has no scene input (AgentConfig.scene_objects = 0)")
         total = self.slots[0] + self.time(_sinusoid(frame_index))  # (T, H)
         if self.turn is not None:
             turn = torch.zeros(b, t, dtype=torch.long, device=frame_index.device) if turn is None else turn

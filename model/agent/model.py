@@ -147,7 +147,7 @@ class AgentModel(nn.Module):
             turn = turn_buckets(quiet, c.turn_buckets)
         control = self.embedder.control(
             torch.arange(t, device=batch.agent_visual.device), b, prompt=batch.prompt, trajectory=batch.trajectory,
-            identity=batch.identity, present=present, turn=turn, **shifted)  # (B, T, H)
+            identity=batch.identity, present=present, turn=turn, scene=batch.scene, **shifted)  # (B, T, H)
         audio = self.embedder.agent_audio(batch.agent_audio.view(b, k, t, r).permute(0, 2, 3, 1))  # (B, T, R, H)
         visual = self.embedder.visual_queries().expand(b, t, -1, -1)  # (B, T, L2, H)
         return torch.cat([control[:, :, None], audio, visual], dim=2).flatten(1, 2)  # (B, T * P, H)
@@ -189,20 +189,22 @@ class AgentModel(nn.Module):
     # --- sampling ------------------------------------------------------------------------------
 
     def session(self, params: SamplingParams, prompt: torch.Tensor | None = None, identity: int | None = None,
+                scene: torch.Tensor | None = None,
                 use_cache: bool = True) -> StreamingSession:
-        return StreamingSession(self, params, prompt=prompt, identity=identity, use_cache=use_cache)
+        return StreamingSession(self, params, prompt=prompt, identity=identity, use_cache=use_cache, scene=scene)
 
     @torch.no_grad()
     def generate(self, frames: int, params: SamplingParams, human_audio: torch.Tensor | None = None,
                  human_visual: torch.Tensor | None = None, prompt: torch.Tensor | None = None,
-                 trajectory: torch.Tensor | None = None, identity: int | None = None) -> Rollout:
+                 trajectory: torch.Tensor | None = None, identity: int | None = None,
+                 scene: torch.Tensor | None = None) -> Rollout:
         """Offline generation: a streaming session fed the human's recorded frames one by one.
 
         human_audio (K, >= (frames - 1) * R) codes, human_visual (>= frames - 1, L2h, Dh),
         trajectory (frames, J).
         """
         r = self.config.audio_frames_per_video_frame
-        session = self.session(params, prompt=prompt, identity=identity)
+        session = self.session(params, prompt=prompt, identity=identity, scene=scene)
         for i in range(frames):
             session.step(
                 human_audio=None if human_audio is None or i == 0 else human_audio[:, (i - 1) * r : i * r],

@@ -42,6 +42,7 @@ class Rollout:
     prompt: torch.Tensor | None = None
     trajectory: torch.Tensor | None = None
     identity: int | None = None
+    scene: torch.Tensor | None = None  # (N, F) the scene objects it saw, when the agent reads a scene
     present: dict[str, torch.Tensor] = field(default_factory=dict)
     audio_sampling_log_probs: torch.Tensor | None = None  # None: no top-k, the same as audio_log_probs
     continued: tuple[tuple[int, SamplingParams], ...] = ()
@@ -76,7 +77,7 @@ class Rollout:
         return AgentBatch(
             agent_audio=self.audio_tokens[None], agent_visual=self.visual_tokens[None],
             human_audio=one(self.human_audio), human_visual=one(self.human_visual), prompt=one(self.prompt),
-            trajectory=one(self.trajectory),
+            trajectory=one(self.trajectory), scene=one(self.scene),
             identity=None if self.identity is None else torch.tensor([self.identity], device=self.audio_tokens.device),
             present={name: mask[None] for name, mask in self.present.items()},
         )

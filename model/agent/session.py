@@ -14,6 +14,7 @@ import torch
 from transformers import DynamicCache
 
 from model.agent.delay_pattern import delay_valid_mask, revert_delay_pattern
+from model.agent.inputs import SCENE_FEATURES
 from model.agent.rollout import Rollout
 from model.agent.sampling import (
     SamplingParams,
@@ -52,14 +53,18 @@ class StreamingSession:
     """
 
     def __init__(self, model: "AgentModel", params: SamplingParams, prompt: torch.Tensor | None = None,
-                 identity: int | None = None, use_cache: bool = True) -> None:
+                 identity: int | None = None, use_cache: bool = True, scene: torch.Tensor | None = None) -> None:
         config = model.config
         if prompt is not None and tuple(prompt.shape) != (config.prompt_dim,):
             raise ValueError(f"prompt must have shape ({config.prompt_dim},), got {tuple(prompt.shape)}")
         if identity is not None and not 0 <= identity < config.num_identities:
             raise ValueError(f"identity must lie in [0, {config.num_identities}), got {identity}")
         self.model, self.config, self.params = model, config, params
-        self.prompt, self.identity = prompt, identity
+        if scene is not None and not config.scene_objects:
+            raise ValueError("this agent has no scene input (AgentConfig.scene_objects = 0)")
+        if scene is not None and tuple(scene.shape) != (config.scene_objects, SCENE_FEATURES):
+            raise ValueError(f"scene must have shape ({config.scene_objects}, {SCENE_FEATURES}), got {tuple(scene.shape)}")
+        self.prompt, self.identity, self.scene = prompt, identity, scene
         self.use_cache = use_cache
         self.device = next(model.parameters()).device
         self.generator = torch.Generator(device=self.device).manual_seed(params.seed)
@@ -95,7 +100,8 @@ class StreamingSession:
         if params.diffusion_steps != rollout.visual_chain.shape[1] - 1:
             raise ValueError(f"the rollout was sampled with {rollout.visual_chain.shape[1] - 1} denoising steps; "
                              f"a continuation cannot use {params.diffusion_steps}")
-        session = cls(model, params, prompt=rollout.prompt, identity=rollout.identity, use_cache=use_cache)
+        session = cls(model, params, prompt=rollout.prompt, identity=rollout.identity, use_cache=use_cache,
+                      scene=rollout.scene)
         r, t = model.config.audio_frames_per_video_frame, rollout.num_frames
         session._first_params = rollout.params
         session._continued = (*rollout.continued, (t, params))
@@ -177,6 +183,7 @@ class StreamingSession:
             human_visual=None if human_visual is None else human_visual[None, None],
             agent_visual=None if i == 0 else self._visual_tokens[-1][None, None],
             turn=self._turn(i),
+            scene=None if self.scene is None else self.scene[None],
         )  # (1, 1, H)
         sampled = delay_valid_mask(k, (i + 1) * r, device=self.device)[:, i * r:]  # (K, R): codebook k starts at step k
         hidden = self._backbone(control)
@@ -252,5 +259,5 @@ class StreamingSession:
             visual_chain=torch.stack(self._chains),
             visual_log_probs=torch.stack(self._visual_log_probs),
             params=self._first_params, continued=self._continued,
-            prompt=self.prompt, identity=self.identity, present=present, **stacked,
+            prompt=self.prompt, identity=self.identity, scene=self.scene, present=present, **stacked,
         )
