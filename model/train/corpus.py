@@ -22,8 +22,10 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from model.agent import AgentBatch, AgentConfig, PoseTokenizer
+from model.agent.inputs import scene_features
 from model.codec import AudioCodec
 from model.data.dialogue import DialogueConfig, generate_clip
+from model.render.scene import SceneObject
 from model.text import TextEncoder
 
 
@@ -38,6 +40,7 @@ class TrainingClip:
     identity: int
     human_span: tuple[int, int] = (0, 0)  # (first, end) frames of the human's turn
     agent_span: tuple[int, int] = (0, 0)  # (first, end) frames of the agent's answer
+    objects: tuple[SceneObject, ...] = ()  # the scene, read by agents with a scene input
 
     @property
     def num_frames(self) -> int:
@@ -54,7 +57,7 @@ def build_corpus(seeds: range, codec: AudioCodec, text_encoder: TextEncoder, age
     embeddings = dict(zip(prompts, text_encoder.encode(prompts)))
     return [TrainingClip(agent_codes=clip.agent_codes, human_codes=clip.human_codes, visual=poses.encode(clip.poses),
                          prompt=embeddings[clip.prompt], identity=clip.identity, human_span=clip.human_span,
-                         agent_span=clip.agent_span) for clip in clips]
+                         agent_span=clip.agent_span, objects=clip.objects) for clip in clips]
 
 
 def window_batch(clips: list[TrainingClip], frames: int, config: AgentConfig,
@@ -71,6 +74,8 @@ def window_batch(clips: list[TrainingClip], frames: int, config: AgentConfig,
         human_audio=torch.stack([_edge_pad(c.human_codes, frames * r, 1) for c in clips]),
         prompt=torch.stack([c.prompt for c in clips]),  # (B, P)
         identity=torch.tensor([c.identity for c in clips]),
+        scene=torch.stack([scene_features(c.objects, config.scene_objects) for c in clips])
+        if config.scene_objects else None,  # (B, N, F)
     )
     if prompt_present is not None:
         batch.present = {"prompt": prompt_present}

@@ -8,8 +8,11 @@ import torch
 
 from model.agent import AgentConfig, AgentModel, SamplingParams
 from model.agent.inputs import SCENE_FEATURES, scene_features
+from model.data.dialogue import DialogueConfig
 from model.render import SceneObject
 from model.rollout_store import rollout_from_bytes, rollout_to_bytes
+from model.text import load_text_encoder
+from model.train.corpus import build_corpus, window_batch
 from model.zoo import load_agent
 
 CUP = SceneObject("cup", (0.35, 0.95, 0.25), (200, 40, 40))
@@ -44,3 +47,12 @@ def test_with_the_input_on_the_scene_changes_the_agent_and_its_rollouts_score_as
     recomputed = model.log_probs(stored)
     torch.testing.assert_close(recomputed.audio, here.audio_log_probs, atol=1e-4, rtol=0)
     torch.testing.assert_close(recomputed.visual, here.visual_log_probs, atol=1e-3, rtol=0)
+
+
+def test_training_batches_carry_the_clips_scene_when_the_agent_reads_one(default_codec):
+    config = dataclasses.replace(AgentConfig.named("tiny"), scene_objects=1)
+    clips = build_corpus(range(1), default_codec, load_text_encoder("default"), config,
+                         DialogueConfig(manipulation_share=1.0), progress=False)
+    batch = window_batch(clips, 24, config)
+    assert torch.equal(batch.scene[0], scene_features(clips[0].objects, 1)) and clips[0].objects
+    assert window_batch(clips, 24, AgentConfig.named("tiny")).scene is None
