@@ -65,8 +65,12 @@ def job_curves(output_dir: str, out: Path, title: str, names: tuple[str, ...]) -
     last = {n: v[1][-1] for n, v in chosen.items()}
     if not chosen:
         return None, last
-    fig, axes = plt.subplots(1, len(chosen), figsize=(3.2 * len(chosen), 2.8), constrained_layout=True, squeeze=False)
-    for axis, (name, (steps, values)) in zip(axes[0], chosen.items()):
+    columns = min(4, len(chosen))
+    rows = math.ceil(len(chosen) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows), constrained_layout=True, squeeze=False)
+    for axis in axes.flat[len(chosen):]:
+        axis.set_visible(False)
+    for axis, (name, (steps, values)) in zip(axes.flat, chosen.items()):
         axis.plot(steps, values, marker="o", markersize=2)
         axis.set_title(name, fontsize=8)
         axis.set_xlabel("step", fontsize=7)
