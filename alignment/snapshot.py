@@ -151,14 +151,27 @@ def split_by_round(pairs: Sequence[PreferencePair], validation_fraction: float, 
     """Assign each round to validation when a hash of (seed, round) falls below the fraction.
 
     Hashing the round id (not shuffling) keeps a round's side fixed as a snapshot's rounds change,
-    and puts all comparisons of a round on the same side.
+    and puts all comparisons of a round on the same side. A small snapshot whose hashes all fall on
+    one side (8 rounds at 0.2 leave validation empty one time in six) still gets a round on each
+    side whenever it has two rounds and the fraction is above 0: the round whose hash lies nearest
+    the threshold changes side.
     """
     if not 0 <= validation_fraction < 1:
         raise ValueError(f"validation_fraction must lie in [0, 1), got {validation_fraction}")
+    position = {}
+    for pair in pairs:
+        if pair.round not in position:
+            digest = hashlib.sha256(f"{seed}:{pair.round}".encode()).digest()
+            position[pair.round] = int.from_bytes(digest[:8], "big") / 2**64
+    validation_rounds = {r for r, x in position.items() if x < validation_fraction}
+    if len(position) >= 2 and validation_fraction > 0:
+        if not validation_rounds:
+            validation_rounds = {min(position, key=position.get)}
+        elif len(validation_rounds) == len(position):
+            validation_rounds -= {max(position, key=position.get)}
     train, validation = [], []
     for pair in pairs:
-        digest = hashlib.sha256(f"{seed}:{pair.round}".encode()).digest()
-        (validation if int.from_bytes(digest[:8], "big") / 2**64 < validation_fraction else train).append(pair)
+        (validation if pair.round in validation_rounds else train).append(pair)
     return train, validation
 
 

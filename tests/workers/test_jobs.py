@@ -58,6 +58,14 @@ def run_group(job: TrainingJob) -> int | None:
     return int(group_file.read_text()) if group_file and group_file.is_file() else None
 
 
+def still_running(job: TrainingJob) -> bool:
+    """True while the job has not ended; a job that ended fails the test at once with its error
+    (instead of the wait for its processes running out)."""
+    job.refresh_from_db()
+    assert job.status in ("queued", "running"), f"job {job.pk} ended {job.status}: {job.error}"
+    return True
+
+
 def alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -90,8 +98,8 @@ def test_a_cancelled_two_rank_job_leaves_no_process(job_setup, redis_worker_env,
                                      "zero_stage": 2})
     job = create_job("reward", config, make_user("engineer"), snapshot=snapshot, base_variant=variant)
     # The launcher and both ranks: at least three processes in the run's group.
-    pgid = wait_for(lambda: run_group(job), 300, worker)
-    members = wait_for(lambda: (m := group_members(pgid)) and len(m) >= 3 and m, 600, worker)
+    pgid = wait_for(lambda: still_running(job) and run_group(job), 300, worker)
+    members = wait_for(lambda: still_running(job) and (m := group_members(pgid)) and len(m) >= 3 and m, 600, worker)
     assert cancel_job(job) == "running"
     wait_for(lambda: TrainingJob.objects.filter(pk=job.pk, status="cancelled").exists(), 120, worker)
     assert not [pid for pid in members if alive(pid)]
@@ -103,8 +111,8 @@ def test_a_job_whose_worker_is_killed_is_resumed_never_stuck(job_setup, redis_wo
     worker = start_worker(redis_worker_env, queues="jobs")
     config = parse_config("reward", {"num_train_epochs": 100, "per_device_train_batch_size": 2, "zero_stage": 0})
     job = create_job("reward", config, make_user("engineer"), snapshot=snapshot, base_variant=variant)
-    pgid = wait_for(lambda: run_group(job), 300, worker)
-    wait_for(lambda: group_members(pgid), 60, worker)
+    pgid = wait_for(lambda: still_running(job) and run_group(job), 300, worker)
+    wait_for(lambda: still_running(job) and group_members(pgid), 60, worker)
     for pid in [*pool_children(worker.process.pid), worker.process.pid]:
         os.kill(pid, signal.SIGKILL)
     worker.process.wait()
