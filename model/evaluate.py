@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from model.agent import AgentConfig, AgentModel, Rollout, SamplingParams
 from model.codec import AudioCodec, load_codec
-from model.data.dialogue import QA_PAIRS, DialogueClip, DialogueConfig, generate_clip
+from model.data.dialogue import DialogueClip, DialogueConfig, corpus_answers, generate_clip
 from model.metrics import (
     Exchange,
     ExchangeScore,
@@ -111,12 +111,12 @@ def heldout_clip(index: int, codec: AudioCodec) -> DialogueClip:
 
 def heldout_turn(index: int, codec: AudioCodec, clip: DialogueClip | None = None) -> Turn:
     """Held-out turn `index`: the human's part of its clip up to the end of the question, with the
-    clip's prompt, identity and expected answer."""
+    clip's prompt, identity, expected answer and scene objects."""
     clip = clip or heldout_clip(index, codec)
     config = DialogueConfig()
     end = clip.human_span[1] * (config.sample_rate // config.fps)
     return Turn(human_wave=clip.human_wave[:end].numpy().astype(np.float32), prompt=clip.prompt,
-                identity=clip.identity, answer=clip.answer)
+                identity=clip.identity, answer=clip.answer, objects=clip.objects)
 
 
 @dataclass
@@ -136,7 +136,7 @@ def load_kit(motion_reference_clips: int = MOTION_REFERENCE_CLIPS) -> Kit:
     codec = load_codec("default")
     clips = [generate_clip(seed, codec) for seed in range(motion_reference_clips)]
     return Kit(codec=codec, text_encoder=load_text_encoder("default"),
-               recognizers={"domain": Recognizer(answer for _, answer in QA_PAIRS), "general": Recognizer()},
+               recognizers={"domain": Recognizer(corpus_answers()), "general": Recognizer()},
                motion_reference=MotionStatistics.of([c.poses.numpy() for c in clips], DialogueConfig().fps))
 
 
