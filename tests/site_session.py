@@ -6,81 +6,18 @@ the CSRF token from the cookie, form and multipart posts, and redirects seen, no
 
 from __future__ import annotations
 
-import http.cookiejar
-import json
-import re
 import time
-import urllib.error
-import urllib.parse
 import urllib.request
-import uuid
+
+from alignment.loop.site import Session
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
+class SiteSession(Session):
+    """The loop's browser-like session without its retries: a test sees a refused connection as
+    it happened (``SiteError``)."""
 
-
-class Response:
-    def __init__(self, status: int, headers, body: bytes):
-        self.status, self.headers, self.body = status, headers, body
-
-    @property
-    def location(self) -> str:
-        return self.headers.get("Location", "")
-
-    def json(self) -> dict:
-        return json.loads(self.body)
-
-
-class SiteSession:
     def __init__(self, base: str):
-        self.base = base
-        self.cookies = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies), _NoRedirect)
-
-    def cookie(self, name: str) -> str:
-        return next(c.value for c in self.cookies if c.name == name)
-
-    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-                timeout: float = 60) -> Response:
-        headers = dict(headers or {})
-        if method == "POST":
-            headers.setdefault("X-CSRFToken", self.cookie("csrftoken"))
-            headers.setdefault("Referer", self.base + "/")
-        request = urllib.request.Request(self.base + path, data=body, headers=headers, method=method)
-        try:
-            with self.opener.open(request, timeout=timeout) as answer:
-                return Response(answer.status, answer.headers, answer.read())
-        except urllib.error.HTTPError as error:
-            return Response(error.code, error.headers, error.read())
-
-    def get(self, path: str, **kwargs) -> Response:
-        return self.request("GET", path, **kwargs)
-
-    def post_form(self, path: str, fields: dict[str, str], headers: dict | None = None) -> Response:
-        return self.request("POST", path, urllib.parse.urlencode(fields).encode(),
-                            {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})})
-
-    def post_multipart(self, path: str, fields: dict[str, str], files: dict[str, tuple[str, bytes, str]],
-                       headers: dict | None = None) -> Response:
-        boundary = uuid.uuid4().hex
-        parts = []
-        for name, value in fields.items():
-            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
-        for name, (filename, data, content_type) in files.items():
-            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-                         f"Content-Type: {content_type}\r\n\r\n".encode() + data + b"\r\n")
-        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-        return self.request("POST", path, body, {"Content-Type": f"multipart/form-data; boundary={boundary}",
-                                                 **(headers or {})})
-
-    def log_in(self, username: str, password: str) -> None:
-        page = self.get("/accounts/login/")
-        token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page.body).group(1).decode()
-        answer = self.post_form("/accounts/login/", {"csrfmiddlewaretoken": token, "username": username,
-                                                     "password": password, "next": "/"})
-        assert answer.status == 302, (answer.status, answer.body[:500])
+        super().__init__(base, timeout=60, retries=0)
 
 
 def wait_until_answers(base: str, deadline: float, path: str = "/healthz") -> float:

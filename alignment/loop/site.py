@@ -57,26 +57,33 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 class Session:
     """One logged-in person: cookies, the CSRF token from its cookie, redirects seen, not followed."""
 
-    def __init__(self, base: str, timeout: float = 120):
-        self.base, self.timeout = base, timeout
+    def __init__(self, base: str, timeout: float = 120, retries: int = 4):
+        self.base, self.timeout, self.retries = base, timeout, retries
         self.cookies = http.cookiejar.CookieJar()
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies), _NoRedirect)
 
+    def cookie(self, name: str, default: str | None = None) -> str:
+        value = next((c.value for c in self.cookies if c.name == name), default)
+        if value is None:
+            raise SiteError(f"no {name} cookie from {self.base}")
+        return value
+
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> Response:
+        """One request; a refused or dropped connection (a web process restarted by serve's
+        supervisor) is tried again ``retries`` times, 1, 2, 4, ... s apart."""
         headers = dict(headers or {})
         if method == "POST":
-            token = next((c.value for c in self.cookies if c.name == "csrftoken"), "")
-            headers.setdefault("X-CSRFToken", token)
+            headers.setdefault("X-CSRFToken", self.cookie("csrftoken", ""))
             headers.setdefault("Referer", self.base + "/")
         request = urllib.request.Request(self.base + path, data=body, headers=headers, method=method)
-        for attempt in range(5):  # a web process restarted by serve's supervisor: try again shortly
+        for attempt in range(self.retries + 1):
             try:
                 with self.opener.open(request, timeout=self.timeout) as answer:
                     return Response(answer.status, answer.headers, answer.read())
             except urllib.error.HTTPError as error:
                 return Response(error.code, error.headers, error.read())
             except (ConnectionError, urllib.error.URLError, TimeoutError) as error:
-                if attempt == 4:
+                if attempt == self.retries:
                     raise SiteError(f"{method} {path}: {error}") from error
                 time.sleep(2 ** attempt)
         raise AssertionError("unreachable")
