@@ -33,4 +33,5 @@ def wilson(successes: float, n: float, confidence: float = 0.95) -> tuple[float,
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # The interval holds p exactly; at p = 0 or 1 rounding would otherwise leave it a hair off p.
+    return min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half))

@@ -30,6 +30,16 @@ def test_wilson_equals_the_reference_formula_and_scipy(k, n):
     assert (low, high) == pytest.approx((scipy_ci.low, scipy_ci.high), abs=1e-9)
 
 
+def test_wilson_always_holds_the_observed_rate():
+    """At 0 or n successes rounding left the bound a hair past the rate for 3, 6, 7, 10, ... trials
+    (5.6e-17 > 0): the interval must contain p exactly."""
+    for n in range(1, 200):
+        for k in (0, n / 2, n):
+            low, high = wilson(k, n)
+            assert low <= k / n <= high, (k, n)
+        assert wilson(0, n)[0] == 0.0 and wilson(n, n)[1] == 1.0
+
+
 def test_wilson_with_half_ties_and_bad_input():
     low, high = wilson(7.5, 10)
     assert (low, high) == pytest.approx(wilson_reference(7.5, 10), abs=1e-12)
