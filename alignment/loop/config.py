@@ -45,7 +45,7 @@ class LoopConfig:
     reward_learning_rate: float = field(default=1e-4, metadata=_help("Reward-model job: learning rate."))
     reward_batch_size: int = field(default=8, metadata=_help("Reward-model job: pairs per rank per step."))
     reward_validation_fraction: float = field(default=0.2, metadata=_help(
-        "Reward-model job: share of rounds held out (a split leaving either side empty is retried with another)."))
+        "Reward-model job: share of rounds held out (the split keeps a round on each side)."))
     ppo_steps: int = field(default=10, metadata=_help("PPO job: steps."))
     ppo_batch_size: int = field(default=4, metadata=_help("PPO job: rollouts per step."))
     ppo_mini_batch_size: int = field(default=2, metadata=_help("PPO job: rollouts per optimiser step."))

@@ -20,7 +20,7 @@ from alignment.loop import annotators as annotation
 from alignment.loop.config import UTILITIES, LoopConfig
 from alignment.loop.engineer import NEW_VARIANT, Engineer, Lead, options
 from alignment.loop.report import write_report
-from alignment.loop.site import Deployment, Session, SiteError, free_port
+from alignment.loop.site import Deployment, Session, free_port
 from alignment.loop.state import State
 from model.evaluate import load_kit
 
@@ -137,10 +137,10 @@ class Loop:
                 record["snapshot"] = options(page, "job-snapshot")["loop-1-votes"]
                 record["snapshot_seconds"] = time.monotonic() - started
         parent = first["variants"][PARENT]
-        reward = self.reward_job(record, engineer, lead, {
+        reward = self.job(record, "reward", engineer, lead, {
             "kind": "reward", "base_variant": parent, "snapshot": record["snapshot"], "ranks": c.ranks, "seed": c.seed,
             "learning_rate": c.reward_learning_rate, "num_train_epochs": c.reward_epochs,
-            "per_device_train_batch_size": c.reward_batch_size})
+            "per_device_train_batch_size": c.reward_batch_size, "validation_fraction": c.reward_validation_fraction})
         ppo = self.job(record, "ppo", engineer, lead, {
             "kind": "ppo", "base_variant": parent, "snapshot": record["snapshot"], "reward_job": reward["id"],
             "ranks": c.ranks, "seed": c.seed, "learning_rate": c.ppo_learning_rate, "total_steps": c.ppo_steps,
@@ -149,31 +149,6 @@ class Loop:
         with self.state.update():
             record["child"] = NEW_VARIANT.search(ppo.pop("page")).group(1)
             reward.pop("page")
-
-    def reward_job(self, record: dict, engineer: Engineer, lead: Lead, fields: dict) -> dict:
-        """The reward job. With few rounds the by-round split may leave the training or the validation
-        side empty, which the run refuses; the engineer then moves the validation share (bisecting
-        between the shares refused for either reason) and launches again."""
-        low, high = 0.01, 0.9  # the job form's bounds
-        for refused, why in record.get("refused_splits", []):
-            low, high = (refused, high) if why == "no validation" else (low, refused)
-        fraction = self.config.reward_validation_fraction
-        for _ in range(10):
-            if not low < fraction < high:
-                fraction = round((low + high) / 2, 4)
-            try:
-                return self.job(record, "reward", engineer, lead, {**fields, "validation_fraction": fraction})
-            except SiteError as exc:
-                if "fell in validation" in str(exc):
-                    high, why = fraction, "no training"
-                elif "no pair left for validation" in str(exc):
-                    low, why = fraction, "no validation"
-                else:
-                    raise
-                with self.state.update():
-                    record.setdefault("refused_splits", []).append([fraction, why])
-                    del record["reward"]
-        raise SiteError(f"no validation share splits the {self.config.rounds} rounds into two non-empty sides")
 
     def job(self, record: dict, kind: str, engineer: Engineer, lead: Lead, fields: dict) -> dict:
         """Launch the job once (a launch the state file missed is found in the job list) and follow it."""
