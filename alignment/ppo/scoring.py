@@ -107,7 +107,8 @@ def evaluate(model: AgentModel, batch: RolloutBatch, with_entropy: bool = True,
     `forward` runs the backbone pass instead of `model` itself: the model's DeepSpeed engine.
     """
     out = (forward or model)(batch.inputs)
-    log_dist = audio_log_distribution(out.audio_logits.transpose(1, 2), full_distribution(batch.params))  # (B, K, S, V)
+    quiet = None if model.audio_quiet is None else model.audio_quiet[:, None]  # (K, 1, V)
+    log_dist = audio_log_distribution(out.audio_logits.transpose(1, 2), full_distribution(batch.params), quiet)  # (B, K, S, V)
     audio = pick_log_probs(log_dist, batch.tokens, batch.sampled)
     entropy = (categorical_entropy(log_dist) * batch.sampled if with_entropy
                else torch.zeros_like(audio))

@@ -42,7 +42,7 @@ from model.agent.config import NAMED_CONFIGS, AgentConfig
 from model.agent.diffusion import DiffusionHead
 from model.agent.inputs import FrameEmbedder, turn_buckets
 from model.agent.rollout import Rollout
-from model.agent.sampling import SamplingParams, audio_token_log_probs
+from model.agent.sampling import SamplingParams, audio_token_log_probs, quiet_mask
 from model.agent.session import StreamingSession
 
 # transformers 5 renamed the forward's `past_key_values` to `cache`; accept both spellings.
@@ -88,6 +88,9 @@ class AgentModel(nn.Module):
         self.audio_head = nn.Linear(config.hidden_size, config.num_codebooks * (config.codebook_size + 1))
         self.diffusion = DiffusionHead(config.visual_token_dim, config.hidden_size, config.diffusion_width,
                                        config.diffusion_depth, config.diffusion_train_steps, config.diffusion_clip_x0)
+        # (K, V) codebook 0's quiet codes, or None: sampling keeps their temperature-1 mass (model.agent.sampling).
+        self.register_buffer("audio_quiet", quiet_mask(config.quiet_codes, config.num_codebooks, config.codebook_size),
+                             persistent=False)
 
     @classmethod
     def from_config(cls, config: AgentConfig) -> "AgentModel":
@@ -237,7 +240,8 @@ class AgentModel(nn.Module):
             for start, end, segment_params in segments:
                 steps = slice(start * per_frame, end * per_frame)
                 pair = audio_token_log_probs(logits[b, :, steps], rollout.audio_tokens[:, steps],
-                                             rollout.audio_sampled[:, steps], segment_params)  # 2 x (K, n)
+                                             rollout.audio_sampled[:, steps], segment_params,
+                                             None if self.audio_quiet is None else self.audio_quiet[:, None])  # 2 x (K, n)
                 full.append(pair[0])
                 sampling.append(pair[1])
                 temperature += [segment_params.visual_temperature] * (end - start)

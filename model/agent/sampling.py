@@ -6,6 +6,13 @@ other weights (an updated policy, the frozen reference) a sampled token can fall
 top k and get -inf, which makes PPO's ratio 0 and the KL infinite. So every token also records
 its *full-distribution* log-probability at the same temperature (no top-k cut), which is finite
 under every model: that is the one PPO's ratios and KL use. Without top-k the two are equal.
+
+Temperature shapes what the agent says, not whether it speaks. For an agent whose config names
+the codec's quiet codes (AgentConfig.quiet_codes), codebook 0's probability of a quiet code (the
+agent silent) against a voiced one keeps its value at temperature 1, and the temperature reshapes
+the distribution inside each group. Dividing all logits by 0.7 instead shrinks the diffuse mass of
+hundreds of voiced codes far more than one peaked silence code: the agent answered 0-3% of the
+turns it answered 75% of at temperature 1 (ARCHITECTURE.md, the default agent's recipe).
 """
 
 from dataclasses import dataclass
@@ -32,33 +39,71 @@ class SamplingParams:
             raise ValueError(f"diffusion_steps must be >= 2, got {self.diffusion_steps}")
 
 
-def audio_log_distribution(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
+def quiet_mask(quiet_codes: list[int], num_codebooks: int, codebook_size: int,
+               device: torch.device | str = "cpu") -> torch.Tensor | None:
+    """(K, V) bool: True at codebook 0's quiet codes, False everywhere else; None without quiet codes.
+
+    Callers lay it out like their logits' codebook axis (e.g. ``mask[:, None]`` for (K, S, V)).
+    """
+    if not quiet_codes:
+        return None
+    mask = torch.zeros(num_codebooks, codebook_size, dtype=torch.bool, device=device)
+    mask[0, quiet_codes] = True
+    return mask
+
+
+def tempered_log_softmax(logits: torch.Tensor, temperature: float, quiet: torch.Tensor | None = None) -> torch.Tensor:
+    """log_softmax(logits / temperature) over the last axis, except that with a `quiet` mask
+    (broadcastable to logits) each row keeps its temperature-1 mass on the quiet codes and on the
+    others, and the temperature acts within each group. A row without quiet codes is plainly tempered."""
+    scaled = logits / temperature
+    if quiet is None or temperature == 1.0:
+        return torch.log_softmax(scaled, dim=-1)
+    quiet = quiet.expand_as(logits)
+    # A large finite fill, not -inf: an empty group must give finite (unused) values, or the
+    # gradient through torch.where's other branch turns into NaN.
+    fill = torch.finfo(logits.dtype).min / 4
+
+    def group_mass(values: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
+        return values.masked_fill(~group, fill).logsumexp(-1, keepdim=True)
+
+    natural = torch.log_softmax(logits, dim=-1)
+    quiet_mass, voiced_mass = group_mass(natural, quiet), group_mass(natural, ~quiet)  # (..., 1) at temperature 1
+    quiet_norm, voiced_norm = group_mass(scaled, quiet), group_mass(scaled, ~quiet)
+    return torch.where(quiet, quiet_mass + scaled - quiet_norm, voiced_mass + scaled - voiced_norm)
+
+
+def audio_log_distribution(logits: torch.Tensor, params: SamplingParams, quiet: torch.Tensor | None = None
+                           ) -> torch.Tensor:
     """Log-probabilities (..., V) of the sampling distribution from head logits (..., V + 1).
 
     The special token is never sampled (the delay pattern decides where it goes), then the logits
-    are divided by the temperature and cut to the top k.
+    are tempered (keeping the quiet/voiced split with a `quiet` mask, see the module docstring) and
+    cut to the top k.
     """
-    scaled = logits[..., :-1] / params.audio_temperature  # (..., V)
+    scaled = tempered_log_softmax(logits[..., :-1], params.audio_temperature, quiet)  # (..., V)
     if params.top_k is not None and params.top_k < scaled.shape[-1]:
         kth = scaled.topk(params.top_k, dim=-1).values[..., -1:]
         scaled = scaled.masked_fill(scaled < kth, float("-inf"))
     return torch.log_softmax(scaled, dim=-1)
 
 
-def audio_full_log_distribution(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
+def audio_full_log_distribution(logits: torch.Tensor, params: SamplingParams, quiet: torch.Tensor | None = None
+                                ) -> torch.Tensor:
     """Log-probabilities (..., V) at the sampling temperature over every code (no top-k cut): finite
     everywhere, so ratios and KL between models stay finite."""
-    return torch.log_softmax(logits[..., :-1] / params.audio_temperature, dim=-1)
+    return tempered_log_softmax(logits[..., :-1], params.audio_temperature, quiet)
 
 
 def audio_token_log_probs(logits: torch.Tensor, tokens: torch.Tensor, sampled: torch.Tensor,
-                          params: SamplingParams) -> tuple[torch.Tensor, torch.Tensor]:
+                          params: SamplingParams, quiet: torch.Tensor | None = None
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
     """(full-distribution, sampling-distribution) log-probabilities of tokens (...,) under logits
     (..., V + 1); 0 where nothing was sampled."""
-    full = pick_log_probs(audio_full_log_distribution(logits, params), tokens, sampled)
+    full = pick_log_probs(audio_full_log_distribution(logits, params, quiet), tokens, sampled)
     if params.top_k is None or params.top_k >= logits.shape[-1] - 1:
         return full, full
-    return full, pick_log_probs(audio_log_distribution(logits, params), tokens, sampled)
+    return full, pick_log_probs(audio_log_distribution(logits, params, quiet), tokens, sampled)
 
 
 def pick_log_probs(log_dist: torch.Tensor, tokens: torch.Tensor, sampled: torch.Tensor) -> torch.Tensor:

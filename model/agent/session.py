@@ -191,12 +191,13 @@ class StreamingSession:
         top_k = params.top_k is not None and params.top_k < c.codebook_size
         for slot in range(r):
             step_logits = model.audio_logits(hidden[0, -1])  # (K, V + 1)
-            log_dist = audio_log_distribution(step_logits, params)
+            log_dist = audio_log_distribution(step_logits, params, model.audio_quiet)
             drawn = sample_categorical(log_dist, self.generator)  # (K,)
             token = torch.where(sampled[:, slot], drawn, torch.full_like(drawn, c.special_token))
             picked = pick_log_probs(log_dist, token, sampled[:, slot])
             sampling_log_probs.append(picked)
-            log_probs.append(pick_log_probs(audio_full_log_distribution(step_logits, params), token, sampled[:, slot])
+            log_probs.append(pick_log_probs(audio_full_log_distribution(step_logits, params, model.audio_quiet), token,
+                                            sampled[:, slot])
                              if top_k else picked)
             tokens.append(token)
             logits.append(step_logits)

@@ -57,6 +57,8 @@ class SFTJobArguments:
                                                              "human's turn, the gap, the agent's onset)"})
     turn_buckets: int = field(default=0, metadata={"help": "give the agent the turn feature with this many buckets "
                                                            "(model.agent.inputs.turn_buckets); 0: as the init has it"})
+    scene_objects: int = field(default=0, metadata={"help": "give the agent the scene input with this many object "
+                                                            "slots (model.agent.inputs.scene_features); 0: as the init has it"})
     ranks: int = field(default=1, metadata={"help": "DeepSpeed ranks (CPU processes) to launch"})
     zero_stage: int = field(default=2, metadata={"help": "DeepSpeed ZeRO stage 2 (default) or 3; 0: no DeepSpeed"})
     resume: bool = field(default=False, metadata={"help": "continue from the last checkpoint under OUT/checkpoints"})
@@ -68,6 +70,8 @@ class SFTJobArguments:
             raise ValueError(f"clips must be >= 1 and window_frames >= 2, got {self.clips} and {self.window_frames}")
         if self.turn_buckets == 1 or self.turn_buckets < 0:
             raise ValueError(f"turn_buckets must be 0 or >= 2, got {self.turn_buckets}")
+        if self.scene_objects < 0:
+            raise ValueError(f"scene_objects must be >= 0, got {self.scene_objects}")
         if not self.turn_weight > 0:
             raise ValueError(f"turn_weight must be > 0, got {self.turn_weight}")
         if not 0 <= self.prompt_dropout < 1:
@@ -130,21 +134,33 @@ class SFTTrainer(Trainer):
         super().log(logs, start_time)
 
 
-def initial_agent(init: str, seed: int, turn_buckets: int = 0, codec: AudioCodec | None = None) -> AgentModel:
-    """Fresh weights of the tiny configuration (seeded), or a checkpoint's. With `turn_buckets` the
-    agent gets the turn feature (quiet codes from `codec`); a checkpoint without it keeps all its
-    weights and gains the feature's embedding at zero, so it starts out as it was."""
+def initial_agent(init: str, seed: int, turn_buckets: int = 0, codec: AudioCodec | None = None,
+                  scene_objects: int = 0) -> AgentModel:
+    """Fresh weights of the tiny configuration (seeded), or a checkpoint's, with the inputs asked for.
+
+    `turn_buckets` gives the agent the turn feature (quiet codes from `codec`), `scene_objects` the
+    scene input; a checkpoint without one keeps all its weights and gains the new input's
+    embedding (zero for the turn feature, so it starts out as it was). 0 keeps what the init has.
+    """
     torch.manual_seed(seed)
     agent = AgentModel(AgentConfig.named(init)) if init == "tiny" else AgentModel.from_pretrained(init)
-    if not turn_buckets or agent.config.turn_buckets == turn_buckets:
+    changes, grown_keys = {}, set()
+    if turn_buckets and agent.config.turn_buckets != turn_buckets:
+        if agent.config.turn_buckets:
+            raise ValueError(f"{init} already has {agent.config.turn_buckets} turn buckets, not {turn_buckets}")
+        changes.update(turn_buckets=turn_buckets, quiet_codes=quiet_codes(codec or load_codec("default")))
+        grown_keys.add("embedder.turn.weight")
+    if scene_objects and agent.config.scene_objects != scene_objects:
+        if agent.config.scene_objects:
+            raise ValueError(f"{init} already reads {agent.config.scene_objects} scene objects, not {scene_objects}")
+        changes["scene_objects"] = scene_objects
+        grown_keys |= {"embedder.scene.weight", "embedder.empty.scene"}
+    if not changes:
         return agent
-    if agent.config.turn_buckets:
-        raise ValueError(f"{init} already has {agent.config.turn_buckets} turn buckets, not {turn_buckets}")
-    config = replace(agent.config, turn_buckets=turn_buckets, quiet_codes=quiet_codes(codec or load_codec("default")))
-    grown = AgentModel(config)
+    grown = AgentModel(replace(agent.config, **changes))
     missing, unexpected = grown.load_state_dict(agent.state_dict(), strict=False)
-    if unexpected or set(missing) != {"embedder.turn.weight"}:
-        raise ValueError(f"cannot add the turn feature to {init}: missing {missing}, unexpected {unexpected}")
+    if unexpected or set(missing) != grown_keys:
+        raise ValueError(f"cannot add {sorted(changes)} to {init}: missing {missing}, unexpected {unexpected}")
     return grown
 
 
@@ -179,7 +195,7 @@ def plot_loss(log_history: list[dict], path: Path, title: str) -> Path:
 def train(job: SFTJobArguments, args: TrainingArguments) -> dict:
     """Train one stage on this rank; rank 0 writes the agent, its card and loss.png to job.out."""
     codec, text_encoder = load_codec("default"), load_text_encoder("default")
-    agent = initial_agent(job.init, args.seed, job.turn_buckets, codec)
+    agent = initial_agent(job.init, args.seed, job.turn_buckets, codec, job.scene_objects)
     main_rank = args.process_index == 0
     clips = build_corpus(range(job.clips), codec, text_encoder, agent.config, progress=main_rank)
     visual = job.stage == "audiovisual"

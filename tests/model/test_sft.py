@@ -127,3 +127,17 @@ def test_a_batch_of_clips_of_different_lengths_keeps_every_answer(clips):
     assert torch.equal(batch.agent_visual[short, n:], clips[short].visual[-1:].expand(batch.num_frames - n, -1, -1))
     assert (batch.human_audio[short, :, n * r:] == clips[short].human_codes[:, -1:]).all()
     assert collated["audio_weights"].shape == (len(clips), batch.num_frames * r)
+
+
+def test_a_checkpoint_gains_the_turn_feature_and_the_scene_input_keeping_every_weight(tmp_path, default_codec):
+    start = initial_agent("tiny", 0)
+    start.save_pretrained(tmp_path / "plain")
+    grown = initial_agent(str(tmp_path / "plain"), 0, turn_buckets=8, codec=default_codec, scene_objects=2)
+    assert (grown.config.turn_buckets, grown.config.scene_objects) == (8, 2) and grown.config.quiet_codes
+    kept = grown.state_dict()
+    for name, value in start.state_dict().items():
+        assert torch.equal(kept[name], value), name
+    assert set(kept) - set(start.state_dict()) == {"embedder.turn.weight", "embedder.scene.weight", "embedder.empty.scene"}
+    grown.save_pretrained(tmp_path / "grown")
+    with pytest.raises(ValueError, match="already reads 2 scene objects"):
+        initial_agent(str(tmp_path / "grown"), 0, scene_objects=3)
