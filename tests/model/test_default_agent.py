@@ -18,7 +18,6 @@ from model.data.speech import synthesize
 from model.motion import forward_kinematics, rest_positions, split_pose
 from model.text import load_text_encoder
 from model.train.corpus import build_corpus, window_batch
-from model.train_default import TrainConfig, evaluate, train
 from model.zoo import DEFAULT_AGENT_DIR, DEFAULT_AGENT_SEED, load_agent
 
 ROOT_BOUND = 0.3  # metres
@@ -48,6 +47,13 @@ def _sample_motion(agent: AgentModel, codes: torch.Tensor, prompt: torch.Tensor)
     return PoseTokenizer.for_motion(c.visual_tokens, c.visual_token_dim).decode(rollout.visual_tokens)
 
 
+def _losses(agent: AgentModel, batch) -> dict[str, float]:
+    """Losses of `batch` with fixed diffusion timesteps and noise, so two agents are compared alike."""
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(0)
+        return {name: value.item() for name, value in agent.eval().loss(batch).items()}
+
+
 def _largest_deviations(poses: torch.Tensor) -> tuple[float, float]:
     """(root displacement, joint displacement from rest) maxima over the clip, in metres."""
     root, _ = split_pose(poses)
@@ -72,7 +78,7 @@ def test_the_default_agent_predicts_held_out_dialogue_far_better_than_an_untrain
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(DEFAULT_AGENT_SEED)
         untrained = AgentModel.from_pretrained("tiny").eval()
-    trained_loss, untrained_loss = evaluate(agent, batch), evaluate(untrained, batch)
+    trained_loss, untrained_loss = _losses(agent, batch), _losses(untrained, batch)
     assert untrained_loss["audio"] > math.log(agent.config.codebook_size) - 0.5  # about uniform
     assert trained_loss["audio"] < untrained_loss["audio"] - 2.0, (trained_loss, untrained_loss)
     assert trained_loss["diffusion"] < 0.5 * untrained_loss["diffusion"], (trained_loss, untrained_loss)
@@ -95,17 +101,3 @@ def test_the_same_bound_rejects_an_untrained_agent(question_codes, text_encoder)
     root, joints = _largest_deviations(_sample_motion(untrained, question_codes,
                                                       text_encoder.encode(["answer the question"])[0]))
     assert root > ROOT_BOUND or joints > JOINT_BOUND, (root, joints)
-
-
-def test_a_short_run_on_two_clips_lowers_both_losses(default_codec, text_encoder):
-    torch.manual_seed(0)
-    model = AgentModel(AgentConfig.named("tiny"))
-    clips = build_corpus(range(2), default_codec, text_encoder, model.config)
-    config = TrainConfig(window_frames=24, batch_size=2, steps=12, warmup_steps=2, log_every=6)
-    batch = window_batch(clips, 24, model.config)
-    before = evaluate(model, batch)
-    logged = train(model, clips, config, progress=False)
-    after = evaluate(model, batch)
-    assert set(logged) == {"loss/audio", "loss/diffusion"}
-    assert after["audio"] < before["audio"] - 1.0, (before, after)
-    assert after["diffusion"] < before["diffusion"], (before, after)
