@@ -38,7 +38,6 @@ from model.train.sft import TRAINER_DEFAULTS
 TURN_BUCKETS = 40  # the turn feature counts quiet frames up to 1.7 s, past the corpus's longest pause (1.4 s)
 SCENE_OBJECTS = 2  # the scene input: the demo's cup and the one object a clip may add
 TURN_WEIGHT = 4.0  # the recipe's choice: short fine-tunes at 10 did not move the onset; this run is the full-length test
-SAVE_STEPS = 500  # a Trainer checkpoint every ~4 min at 2 ranks: an interrupted stage loses little
 LOGGING_STEPS = int(TRAINER_DEFAULTS["logging_steps"])  # model.train's own; a flag only for tiny runs
 
 
@@ -54,6 +53,10 @@ class RecipeConfig:
     clips: int = field(default=320, metadata={"help": "training clips (corpus seeds 0 .. clips - 1), both stages"})
     stage1_steps: int = field(default=2500, metadata={"help": "optimizer steps of stage 1 (audio)"})
     stage2_steps: int = field(default=2500, metadata={"help": "optimizer steps of stage 2 (audiovisual)"})
+    # A Trainer checkpoint every ~7 min at 2 ranks: an interrupted stage loses little. Saving never
+    # changes the weights; it is a flag so a card can name the exact command a stage ran.
+    stage1_save_steps: int = field(default=500, metadata={"help": "steps per Trainer checkpoint of stage 1"})
+    stage2_save_steps: int = field(default=500, metadata={"help": "steps per Trainer checkpoint of stage 2"})
     ranks: int = field(default=2, metadata={"help": "DeepSpeed CPU ranks of each stage (1 or 2)"})
     logging_steps: int = field(default=LOGGING_STEPS, metadata={"help": "steps per logged loss (passed to "
                                                                         "model.train only when not its default)"})
@@ -65,8 +68,8 @@ class RecipeConfig:
                                                              "DIR/evaluation/table.json (when there)"})
 
     def __post_init__(self) -> None:
-        counts = {name: getattr(self, name) for name in ("clips", "stage1_steps", "stage2_steps", "logging_steps",
-                                                         "eval_samples")}
+        counts = {name: getattr(self, name) for name in ("clips", "stage1_steps", "stage2_steps", "stage1_save_steps",
+                                                         "stage2_save_steps", "logging_steps", "eval_samples")}
         if min(counts.values()) < 1:
             raise ValueError(f"{', '.join(counts)} must be >= 1, got {', '.join(map(str, counts.values()))}")
         if not 1 <= self.ranks <= 2:
@@ -85,11 +88,11 @@ class RecipeConfig:
         return {
             "stage1": ["--stage", "audio", "--out", stage1, *common, "--turn_buckets", str(TURN_BUCKETS),
                        "--scene_objects", str(SCENE_OBJECTS), "--turn_weight", f"{TURN_WEIGHT:g}", *tail,
-                       "--max_steps", str(self.stage1_steps), "--save_steps", str(SAVE_STEPS), "--resume", "True",
+                       "--max_steps", str(self.stage1_steps), "--save_steps", str(self.stage1_save_steps), "--resume", "True",
                        *logging],
             "stage2": ["--stage", "audiovisual", "--init", stage1, "--out", stage2, *common,
                        "--turn_weight", f"{TURN_WEIGHT:g}", *tail, "--max_steps", str(self.stage2_steps),
-                       "--save_steps", str(SAVE_STEPS), "--resume", "True", *logging],
+                       "--save_steps", str(self.stage2_save_steps), "--resume", "True", *logging],
         }
 
     def evaluation_config(self) -> EvaluationConfig:
