@@ -1,4 +1,4 @@
-"""python -m alignment.loop --out DIR [--rounds N] [--annotators N] ... (one flag per LoopConfig field).
+"""python -m alignment.loop --out DIR [--rounds N] [--child_rounds N] [--focus DIM] ... (one flag per LoopConfig field).
 
 Runs, or continues, one RLHF iteration in DIR (see alignment.loop); started again with the same
 flags after a kill it goes on from the last completed stage. Exit 2: bad flags or a DIR that holds
@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     for field, rate in summary["win_rates"]["2"].items():
         print(f"  {field:<10} child win rate {rate['rate']} [{rate['low']}, {rate['high']}] (n={rate['n']})")
     print(f"  KL to the parent: {summary['kl_to_parent']}")
+    verdict = summary["claim"]
+    print(f"  claim {'holds' if verdict['holds'] else 'fails'}: {summary['most_important']} "
+          f"{'above' if verdict['beats_parent'] else 'not above'} 0.5; "
+          f"past their margins: {', '.join(sorted(verdict['worse'])) or 'none'}")
     return 0
 
 

@@ -71,13 +71,17 @@ def pool(prefix: str, config: LoopConfig) -> list[Annotator]:
             for i in range(n)]
 
 
-def scenarios(rounds: int, kit: Kit) -> list[dict]:
-    """One scenario per held-out corpus question: what to ask, the agent's prompt and identity."""
+def scenarios(questions: range, kit: Kit) -> list[dict]:
+    """One scenario per held-out corpus question: what to ask, the agent's prompt, identity and the
+    clip's scene (the objects the judge scores manipulation against, so the agent sees them too)."""
     out = []
-    for index in range(rounds):
+    for index in questions:
         turn = heldout_turn(index, kit.codec)
         out.append({"title": TITLE.format(index=index), "instructions": "Ask the agent the corpus question "
-                    f"{index} of the held-out set.", "agent_prompt": turn.prompt, "identity": turn.identity})
+                    f"{index} of the held-out set.", "agent_prompt": turn.prompt, "identity": turn.identity,
+                    "scene_objects": [{"kind": o.kind, "position": [float(x) for x in o.position],
+                                       "colour": [int(c) for c in o.colour], "size": float(o.size)}
+                                      for o in turn.objects]})
     return out
 
 

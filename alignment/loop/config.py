@@ -1,10 +1,39 @@
 """LoopConfig: every size and setting of one RLHF iteration, validated when the run starts.
 
 The defaults finish well under an hour on 2 CPU cores; the flags of ``python -m alignment.loop``
-(one per field) scale them up. The simulated annotators' hidden preferences are fixed here:
-listening matters most (the site's "listening" dimension: silent while the human speaks, not
-talking over them), speaking (answering, lips following the voice) and identity (the identity's
-voice) less.
+(one per field) scale them up. Why these defaults (the run of 2 Dec failed its claim with 12
+votes, 10 PPO steps at lr 1e-5 on 1 rank and a parent that already listened at 0.987):
+
+- The annotators' hidden preferences: each site dimension has a fixed utility (``JUDGED_BY``);
+  the ``focus`` dimension weighs 1, the others ``OTHER_WEIGHT``, and the overall verdict (the
+  reward model's ``overall`` head, the one PPO maximises) is their sum. The focus is listening:
+  silent while the human speaks, not talking over them. It is the behaviour PPO on this agent
+  has moved (docs/experiments/ppo: held-out listening 0.621 -> 0.740 at lr 4e-5, 32 steps,
+  beta 0.01, 2 ranks, temperature 1.0), it is decided frame by frame during the question, which
+  every PPO episode holds, and the default agent trained for turn-taking (turn feature, turn
+  weight 4) still talks over some questions at temperature 1. A focus the parent already
+  saturates cannot show a win (a tie counts half): the report prints the parent's level on the
+  focus's metrics, and ``--focus speaking`` or ``--focus identity`` picks another.
+- The reward-model and PPO jobs take the experiment's settings (reward: lr 3e-4, 4 pairs per rank,
+  3 epochs; PPO: 32 steps, lr 4e-5, beta 0.01, 4 rollouts per rank, 2 ranks) on the first
+  campaign's 32 pairs. PPO's episodes are 72 frames (3 s from the turn's start, the experiment's
+  evaluation length): the whole question of over half the held-out turns (median 2.7 s, 90%
+  under 4.7 s) and most of the rest, and shorter than every stored clip (the turn plus 4 s), so
+  no prompt is refused. Longer episodes cost PPO time in proportion (~0.08 s per rollout frame
+  per rank on this machine).
+- Power: the second campaign's win rate is a Wilson interval, which counts its votes as
+  independent. Each vote is a different held-out question (the questions after the first
+  campaign's, which neither the reward model nor PPO saw), answered by freshly sampled clips of
+  both variants (a random seed per candidate) and judged once (overlap 1); what votes share is
+  the annotator (4, each claiming items as it goes) and the 67 question/answer pairs the corpus
+  voices. With 64 votes (ties aside) a true win rate of 0.65 clears 0.5 7 times in 10 and 0.7
+  9 in 10; with the old 12 votes 0.7 clears it 1 time in 4. Overlap > 1 is left at 1: the votes
+  on one question share its turn, so counting them as independent would narrow the interval
+  beyond what the data support.
+- "No other behaviour metric gets worse by more than a margin": ``WORSE_MARGINS`` gives each
+  metric's better direction and margin in its own units; a metric fails when the child's mean
+  paired difference to the parent is past the margin in the worse direction and its 95% interval
+  excludes 0 (a change within noise is not "getting worse").
 """
 
 from __future__ import annotations
@@ -14,13 +43,24 @@ from pathlib import Path
 
 from alignment.simulate import SimulatorConfig, Utility
 
-# The site's dimension -> the hidden utility the simulated annotators judge it by.
-UTILITIES = {
-    "listening": Utility({"turn/listening": 1.0, "turn/talked_over": -1.0}),
-    "speaking": Utility({"turn/response_rate": 0.3, "lip_sync/correlation": 0.3}),
-    "identity": Utility({"identity/voice": 0.3}),
+# The site's dimension -> the metrics (and signs) the simulated annotators judge it by.
+JUDGED_BY = {
+    "listening": {"turn/listening": 1.0, "turn/talked_over": -1.0},
+    "speaking": {"turn/response_rate": 1.0, "lip_sync/correlation": 1.0},
+    "identity": {"identity/voice": 1.0},
 }
-MOST_IMPORTANT = "listening"  # the largest weight in the overall utility (the sum of the dimensions')
+OTHER_WEIGHT = 0.3  # the non-focus dimensions count, but a clear gap in the focus decides the overall verdict
+# metric -> (+1 higher is better / -1 lower is better, how much worse the child may get in the metric's units).
+# Graded shares and scores in [0, 1]: 0.05; the lip-sync correlation, in [-1, 1]: 0.1; per-turn yes/no rates:
+# 0.1 (about 6 of 64 turns); seconds: 0.25 (a quarter of people's 0.2-1 s gap); the motion Frechet distance
+# (~1.5 for the default): 0.25.
+# identity/voice_semitones is signed (0 is right); identity/voice scores its absolute value.
+WORSE_MARGINS = {
+    "turn/listening": (1, 0.05), "turn/talked_over": (-1, 0.1), "turn/response_rate": (1, 0.1),
+    "turn/latency_s": (-1, 0.25), "lip_sync/correlation": (1, 0.1), "identity/voice": (1, 0.05),
+    "identity/body": (1, 0.05), "manipulation/grasp_success": (1, 0.1), "manipulation/unrequested_reach": (-1, 0.1),
+    "intelligibility/wer_domain": (-1, 0.05), "intelligibility/wer_general": (-1, 0.05), "motion/frechet": (-1, 0.25),
+}
 
 
 def _help(text: str) -> dict:
@@ -30,7 +70,14 @@ def _help(text: str) -> dict:
 @dataclass(frozen=True)
 class LoopConfig:
     out: Path = field(metadata=_help("Output directory: state.json, report.md, plots, the site's var/ and logs."))
-    rounds: int = field(default=12, metadata=_help("Scenarios (held-out corpus questions) per campaign."))
+    focus: str = field(default="listening", metadata=_help(
+        f"The dimension the simulated annotators care about most (weight 1, the others {OTHER_WEIGHT:g}): "
+        f"{', '.join(JUDGED_BY)}."))
+    rounds: int = field(default=32, metadata=_help(
+        "Scenarios (held-out corpus questions 0 .. rounds - 1) of the first campaign: the reward model's pairs."))
+    child_rounds: int = field(default=64, metadata=_help(
+        "Scenarios of the second campaign (the child against its parent): the questions after the first "
+        "campaign's, which neither the reward model nor PPO saw; each is one independent vote at overlap 1."))
     overlap: int = field(default=1, metadata=_help("Annotators who each record and judge every scenario."))
     annotators: int = field(default=4, metadata=_help("Simulated annotators per campaign (fresh ones for the second)."))
     parallel: int = field(default=3, metadata=_help("Annotators working at the same time (threads of this process)."))
@@ -42,25 +89,26 @@ class LoopConfig:
     other_temperature: float = field(default=0.7, metadata=_help(
         "Audio and visual temperature of the first campaign's second variant (the first samples at 1.0)."))
     reward_epochs: float = field(default=3.0, metadata=_help("Reward-model job: epochs."))
-    reward_learning_rate: float = field(default=1e-4, metadata=_help("Reward-model job: learning rate."))
-    reward_batch_size: int = field(default=8, metadata=_help("Reward-model job: pairs per rank per step."))
+    reward_learning_rate: float = field(default=3e-4, metadata=_help("Reward-model job: learning rate."))
+    reward_batch_size: int = field(default=4, metadata=_help("Reward-model job: pairs per rank per step."))
     reward_validation_fraction: float = field(default=0.2, metadata=_help(
         "Reward-model job: share of rounds held out (the split keeps a round on each side)."))
-    ppo_steps: int = field(default=10, metadata=_help("PPO job: steps."))
-    ppo_batch_size: int = field(default=4, metadata=_help("PPO job: rollouts per step."))
-    ppo_mini_batch_size: int = field(default=2, metadata=_help("PPO job: rollouts per optimiser step."))
-    ppo_learning_rate: float = field(default=1e-5, metadata=_help("PPO job: actor learning rate."))
+    ppo_steps: int = field(default=32, metadata=_help("PPO job: steps."))
+    ppo_batch_size: int = field(default=4, metadata=_help("PPO job: rollouts per rank per step."))
+    ppo_mini_batch_size: int = field(default=2, metadata=_help("PPO job: rollouts per rank per optimiser step."))
+    ppo_learning_rate: float = field(default=4e-5, metadata=_help("PPO job: actor learning rate."))
     ppo_kl_coef: float = field(default=0.01, metadata=_help("PPO job: beta, the KL coefficient."))
-    ppo_episode_frames: int = field(default=48, metadata=_help("PPO job: video frames per rollout."))
-    ranks: int = field(default=1, metadata=_help("DeepSpeed ranks of both jobs."))
+    ppo_episode_frames: int = field(default=72, metadata=_help(
+        "PPO job: video frames per rollout from the turn's start (at most the shortest stored clip: turn + 4 s)."))
+    ranks: int = field(default=2, metadata=_help("DeepSpeed ranks of both jobs."))
     worker_concurrency: int = field(default=2, metadata=_help("Celery worker processes of the deployment."))
     port: int = field(default=0, metadata=_help("The site's port (0: a free one, kept in the state file)."))
     seed: int = field(default=0, metadata=_help("Seeds the annotators' noise and the jobs."))
     stage_timeout: float = field(default=3600.0, metadata=_help("Seconds any one wait may take before the run gives up."))
 
     def __post_init__(self) -> None:
-        for name in ("rounds", "overlap", "annotators", "parallel", "reward_batch_size", "ppo_steps", "ppo_batch_size",
-                     "ppo_mini_batch_size", "ppo_episode_frames", "ranks", "worker_concurrency"):
+        for name in ("rounds", "child_rounds", "overlap", "annotators", "parallel", "reward_batch_size", "ppo_steps",
+                     "ppo_batch_size", "ppo_mini_batch_size", "ppo_episode_frames", "ranks", "worker_concurrency"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.overlap > min(20, self.annotators):
@@ -78,11 +126,19 @@ class LoopConfig:
             raise ValueError("ppo_mini_batch_size must divide ppo_batch_size")
         if self.ppo_kl_coef < 0 or not 0 <= self.port < 65536 or self.ranks > 2:
             raise ValueError("ppo_kl_coef must be >= 0, port in 0..65535 and ranks 1 or 2")
+        if self.focus not in JUDGED_BY:
+            raise ValueError(f"focus must be one of {', '.join(JUDGED_BY)}, got {self.focus!r}")
         object.__setattr__(self, "out", Path(self.out).resolve())
+
+    @property
+    def utilities(self) -> dict[str, Utility]:
+        """The site's dimension -> the hidden utility the simulated annotators judge it by."""
+        return {name: Utility({metric: sign * (1.0 if name == self.focus else OTHER_WEIGHT)
+                               for metric, sign in metrics.items()}) for name, metrics in JUDGED_BY.items()}
 
     def simulator(self, noisy: bool, biased: bool) -> SimulatorConfig:
         """The hidden preferences of one annotator: a pool of one, careful or noisy, leaning left or not."""
-        return SimulatorConfig(dimensions=UTILITIES, temperature=self.temperature * (self.noisy_factor if noisy else 1),
+        return SimulatorConfig(dimensions=self.utilities, temperature=self.temperature * (self.noisy_factor if noisy else 1),
                                annotators=1, biased_share=1.0 if biased else 0.0, position_bias=self.position_bias)
 
     def as_dict(self) -> dict:

@@ -4,7 +4,9 @@ Win rates and their 95% intervals are the site's own (the lead API's statistics 
 intervals, a tie counting half); the behaviour metrics are what the simulated annotators measured
 on the clips they were shown, matched to variants through the API's comparisons (the annotators
 never knew which side was which). The child's change in a metric is the mean of its paired
-differences to the parent on the same turns, with a normal 95% interval.
+differences to the parent on the same turns, with a normal 95% interval. The claim the report
+checks (``claim``): on the focus dimension the child's win-rate interval lies above 0.5, and no
+metric of ``WORSE_MARGINS`` got worse by more than its margin.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from alignment.curves import series
-from alignment.loop.config import MOST_IMPORTANT, UTILITIES, LoopConfig
+from alignment.loop.config import JUDGED_BY, WORSE_MARGINS, LoopConfig
 from alignment.loop.state import State
 from alignment.metrics_log import read_metrics
 
-FIELDS = ("overall", *sorted(UTILITIES))
+FIELDS = ("overall", *sorted(JUDGED_BY))
 STAGE_TEXT = {
     "1-campaign": "users, two variants of the default agent and campaign loop-1 (manage.py setup_campaign)",
     "2-annotate": "simulated annotators upload turns, wait, download both clips, judge and vote (HTTP)",
@@ -28,6 +30,8 @@ STAGE_TEXT = {
     "4-child-campaign": "the PPO policy, registered as a variant, against its parent: campaign loop-2",
     "5-judge-child": "fresh simulated annotators judge loop-2; a lead reads the statistics (REST API)",
 }
+
+BETTER = {1: "higher", -1: "lower", 0: "- (signed)"}  # WORSE_MARGINS' directions, as the metrics table says them
 
 
 def paired_metrics(votes: dict, comparisons: list[dict], child: int, parent: int) -> dict[str, dict]:
@@ -51,6 +55,20 @@ def paired_metrics(votes: dict, comparisons: list[dict], child: int, parent: int
         out[name] = {"n": len(diff), "parent": float(parent_values.mean()), "child": float(child_values.mean()),
                      "diff": float(diff.mean()), "low": float(diff.mean() - half), "high": float(diff.mean() + half)}
     return out
+
+
+def claim(focus: str, focus_rate: dict, paired: dict[str, dict]) -> dict:
+    """Does the child beat its parent on ``focus`` (interval above 0.5) without another metric getting
+    worse than its margin (``WORSE_MARGINS``): a mean paired difference past the margin whose 95%
+    interval excludes 0, so that noise alone (the per-turn rates of 64 turns move by ~0.08) fails none?"""
+    worse = {}
+    for name, m in paired.items():
+        if name in WORSE_MARGINS:
+            sign, margin = WORSE_MARGINS[name]
+            if sign * m["diff"] < -margin and max(sign * m["low"], sign * m["high"]) < 0:
+                worse[name] = m["diff"]
+    beats = focus_rate["low"] is not None and focus_rate["low"] > 0.5
+    return {"focus": focus, "beats_parent": beats, "worse": worse, "holds": beats and not worse}
 
 
 def job_curves(output_dir: str, out: Path, title: str, names: tuple[str, ...]) -> tuple[Path | None, dict]:
@@ -149,7 +167,9 @@ def write_report(config: LoopConfig, state: State, results: dict) -> dict:
     win_png = win_rate_plot(rates, {n: f"loop-{n}: {names[n][0]} vs {names[n][1]}" for n in (1, 2)}, out / "win_rates.png")
     metrics_png = metrics_plot(paired, out / "metrics.png") if paired else None
     summary = {
-        "config": config.as_dict(), "child": child_name, "parent": "loop-default-t1", "most_important": MOST_IMPORTANT,
+        "config": config.as_dict(), "child": child_name, "parent": "loop-default-t1", "most_important": config.focus,
+        "utilities": {name: dict(u.weights) for name, u in config.utilities.items()},
+        "claim": claim(config.focus, rates[2][config.focus], paired),
         "win_rates": {str(n): rates[n] for n in (1, 2)}, "variants": {str(n): names[n] for n in (1, 2)},
         "comparisons": {str(n): len(results[n]["comparisons"]) for n in (1, 2)},
         "metrics": paired, "kl_to_parent": ppo_last.get("ppo/kl"), "ppo_last": ppo_last, "reward_last": reward_last,
@@ -161,6 +181,24 @@ def write_report(config: LoopConfig, state: State, results: dict) -> dict:
     return summary
 
 
+def claim_lines(s: dict) -> list[str]:
+    """The must-show, checked: the focus's win rate, the metrics past their margins, the KL."""
+    verdict, focus = s["claim"], s["win_rates"]["2"][s["most_important"]]
+    parent = {m: s["metrics"][m]["parent"] for m in s["utilities"][s["most_important"]] if m in s["metrics"]}
+    worse = ", ".join(f"{name} {diff:+.3f} (margin {WORSE_MARGINS[name][1]:g})"
+                      for name, diff in verdict["worse"].items())
+    return [
+        f"**Claim {'HOLDS' if verdict['holds'] else 'FAILS'}.** On {s['most_important']} the child's win rate "
+        f"against its parent is {_fmt(focus['rate'])} [{_fmt(focus['low'])}, {_fmt(focus['high'])}] (n={focus['n']}): "
+        f"{'above' if verdict['beats_parent'] else 'not above'} 0.5. "
+        f"The parent's level there (loop-2): {', '.join(f'{m} {_fmt(v)}' for m, v in parent.items()) or '-'}. "
+        "Margins for \"no other metric gets worse\" (in each metric's units; a metric fails when its mean "
+        "paired difference is past the margin in its worse direction and its 95% interval excludes 0): "
+        f"{', '.join(f'{n} {m:g}' for n, (_, m) in WORSE_MARGINS.items())}; past them: {worse or 'none'}. "
+        f"KL to the parent: {_fmt(s['kl_to_parent'], 2)} nats per rollout (PPO's last ppo/kl).",
+    ]
+
+
 def _fmt(x, digits: int = 3) -> str:
     return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"
 
@@ -170,10 +208,14 @@ def markdown(s: dict, train: dict, reward_png, ppo_png, win_png, metrics_png) ->
     lines = [
         "# One RLHF iteration through the site (python -m alignment.loop)", "",
         f"Child **{s['child']}** (PPO job {train['ppo']['id']}) against its parent **{s['parent']}**. "
-        f"{c['rounds']} held-out corpus questions per campaign, overlap {c['overlap']}, {c['annotators']} simulated "
-        f"annotators per campaign ({c['noisy_share']:.0%} noisy x{c['noisy_factor']:g}, {c['biased_share']:.0%} leaning "
-        f"left by {c['position_bias']:g} logits, careful noise {c['temperature']:g}). The annotators care most about "
-        f"**{s['most_important']}**. Restarts: {s['restarts']}.", "",
+        f"{c['rounds']} held-out corpus questions in the first campaign (0-{c['rounds'] - 1}), {c['child_rounds']} "
+        f"others in the second ({c['rounds']}-{c['rounds'] + c['child_rounds'] - 1}), overlap {c['overlap']}, "
+        f"{c['annotators']} simulated annotators per campaign ({c['noisy_share']:.0%} noisy x{c['noisy_factor']:g}, "
+        f"{c['biased_share']:.0%} leaning left by {c['position_bias']:g} logits, careful noise {c['temperature']:g}). "
+        f"Restarts: {s['restarts']}.", "",
+        f"The annotators care most about **{s['most_important']}**; their utilities (the overall verdict sums "
+        f"them): {'; '.join(f'{d}: ' + ', '.join(f'{w:+g} {m}' for m, w in u.items()) for d, u in s['utilities'].items())}.",
+        "", *claim_lines(s), "",
         "## Stages", "", "| stage | what ran | seconds (last run) | wall seconds | runs |", "|---|---|---|---|---|",
     ]
     for name, text in STAGE_TEXT.items():
@@ -202,9 +244,13 @@ def markdown(s: dict, train: dict, reward_png, ppo_png, win_png, metrics_png) ->
               "## Behaviour metrics, parent -> child (loop-2, paired on the same turns)", ""]
     if metrics_png:
         lines += [f"![metric differences]({metrics_png.name})", ""]
-    lines += ["| metric | parent | child | child - parent [95% CI] | n |", "|---|---|---|---|---|"]
+    lines += ["| metric | parent | child | child - parent [95% CI] | n | better | margin | worse than the margin |",
+              "|---|---|---|---|---|---|---|---|"]
     for name, m in s["metrics"].items():
+        direction, margin = WORSE_MARGINS.get(name, (0, None))
         lines.append(f"| {name} | {_fmt(m['parent'])} | {_fmt(m['child'])} | {_fmt(m['diff'])} "
-                     f"[{_fmt(m['low'])}, {_fmt(m['high'])}] | {m['n']} |")
+                     f"[{_fmt(m['low'])}, {_fmt(m['high'])}] | {m['n']} | {BETTER[direction]} | "
+                     f"{'-' if margin is None else f'{margin:g}'} | "
+                     f"{'-' if margin is None else ('**yes**' if name in s['claim']['worse'] else 'no')} |")
     lines += ["", f"KL to the parent (PPO's last logged ppo/kl, nats per rollout): {_fmt(s['kl_to_parent'], 4)}.", ""]
     return "\n".join(lines) + "\n"

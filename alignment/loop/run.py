@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from alignment.loop import annotators as annotation
-from alignment.loop.config import UTILITIES, LoopConfig
+from alignment.loop.config import JUDGED_BY, LoopConfig
 from alignment.loop.engineer import NEW_VARIANT, Engineer, Lead, options
 from alignment.loop.report import write_report
 from alignment.loop.site import Deployment, Session, free_port
@@ -26,7 +26,7 @@ from model.evaluate import load_kit
 
 PARENT, OTHER = "loop-default-t1", "loop-default-t{:g}"
 STAFF = {"engineer": ("loop-engineer", "loop-engineer-password"), "lead": ("loop-lead", "loop-lead-password")}
-DIMENSIONS = sorted(UTILITIES)
+DIMENSIONS = sorted(JUDGED_BY)
 STAGES = ("1-campaign", "2-annotate", "3-train", "4-child-campaign", "5-judge-child")
 
 
@@ -85,10 +85,16 @@ class Loop:
         return [{"username": a.username, "password": a.password, "role": "annotator"}
                 for a in annotation.pool(prefix, self.config)]
 
-    def campaign_spec(self, slug: str, name: str, variant_a: str, variant_b: str) -> dict:
-        return {"slug": slug, "name": name, "variant_a": variant_a, "variant_b": variant_b, "overlap": self.config.overlap,
-                "dimensions": DIMENSIONS, "guidelines": "Simulated annotators of python -m alignment.loop.",
-                "scenarios": annotation.scenarios(self.config.rounds, self.kit)}
+    def questions(self, number: int) -> range:
+        """The held-out questions of campaign ``number``: the second's follow the first's."""
+        c = self.config
+        return range(c.rounds) if number == 1 else range(c.rounds, c.rounds + c.child_rounds)
+
+    def campaign_spec(self, number: int, name: str, variant_a: str, variant_b: str) -> dict:
+        return {"slug": f"loop-{number}", "name": name, "variant_a": variant_a, "variant_b": variant_b,
+                "overlap": self.config.overlap, "dimensions": DIMENSIONS,
+                "guidelines": "Simulated annotators of python -m alignment.loop.",
+                "scenarios": annotation.scenarios(self.questions(number), self.kit)}
 
     # 1 ------------------------------------------------------------------------------------------
     def campaign(self, record: dict) -> None:
@@ -100,7 +106,7 @@ class Loop:
                          {"name": OTHER.format(t).replace(".", ""), "checkpoint": "default",
                           "audio_temperature": t, "visual_temperature": t,
                           "description": f"The default agent at temperature {t:g}."}],
-            "campaign": self.campaign_spec("loop-1", "Loop 1: the default agent at two temperatures", PARENT,
+            "campaign": self.campaign_spec(1, "Loop 1: the default agent at two temperatures", PARENT,
                                            OTHER.format(t).replace(".", "")),
         })
         with self.state.update():
@@ -110,7 +116,7 @@ class Loop:
     def annotate(self, record: dict, stage: str, key: str, number: int, prefix: str) -> None:
         campaign = self.state.stage(key)["campaign"]
         judge = annotation.Judge(self.kit, self.site.var_dir / "media")
-        expected = self.config.rounds * self.config.overlap
+        expected = len(self.questions(number)) * self.config.overlap
         work = annotation.Campaign(stage, number, self.site.base, self.config, judge, self.state,
                                    DIMENSIONS, expected)
         work.run(annotation.pool(prefix, self.config))
@@ -170,7 +176,7 @@ class Loop:
     def child_campaign(self, record: dict) -> None:
         child = self.state.stage("3-train")["child"]
         made = self.setup({"users": self.users("sim2"), "close": ["loop-1"],
-                           "campaign": self.campaign_spec("loop-2", f"Loop 2: {child} against its parent", child, PARENT)})
+                           "campaign": self.campaign_spec(2, f"Loop 2: {child} against its parent", child, PARENT)})
         with self.state.update():
             record.update(campaign=made["campaign"], variants=made["variants"])
 

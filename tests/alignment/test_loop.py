@@ -25,7 +25,7 @@ from tests.conftest import REPO_ROOT, embedded_env
 pytestmark = [pytest.mark.slow, pytest.mark.worker]
 
 ROUNDS = 3
-TINY = ["--rounds", str(ROUNDS), "--annotators", "2", "--parallel", "2", "--noisy_share", "0.5",
+TINY = ["--rounds", str(ROUNDS), "--child_rounds", str(ROUNDS), "--ranks", "1", "--annotators", "2", "--parallel", "2", "--noisy_share", "0.5",
         "--biased_share", "0.5", "--reward_epochs", "1", "--reward_batch_size", "2", "--reward_validation_fraction", "0.5", "--ppo_steps", "1",
         "--ppo_batch_size", "2", "--ppo_mini_batch_size", "1", "--ppo_episode_frames", "16",
         "--stage_timeout", "900"]
@@ -39,6 +39,7 @@ out = {"campaigns": {}, "variants": {v.name: {"id": v.pk, "parent": v.parent.nam
 for c in Campaign.objects.filter(slug__in=["loop-1", "loop-2"]):
     rows = Comparison.objects.filter(scenario__campaign=c).select_related("candidate_a", "candidate_b")
     out["campaigns"][c.slug] = {"id": c.pk, "status": c.status, "a": c.variant_a.name, "b": c.variant_b.name,
+        "questions": sorted(c.scenarios.values_list("title", flat=True)),
         "comparisons": [{"id": str(r.public_id), "left": r.candidate_a.variant.name, "right": r.candidate_b.variant.name,
                          "left_candidate": str(r.candidate_a.public_id), "right_candidate": str(r.candidate_b.public_id),
                          "overall": r.overall, "listening": r.listening, "speaking": r.speaking,
@@ -102,6 +103,8 @@ def test_every_stage_ran_once_except_the_killed_one(run):
                                      "produced_by": db["ppo"]["id"]}
     assert (db["campaigns"]["loop-2"]["a"], db["campaigns"]["loop-2"]["b"]) == (child, "loop-default-t1")
     assert db["campaigns"]["loop-1"]["status"] == "closed"
+    # the child is judged on held-out questions neither the reward model nor PPO saw
+    assert not set(db["campaigns"]["loop-1"]["questions"]) & set(db["campaigns"]["loop-2"]["questions"])
 
 
 def test_no_vote_lost_and_every_vote_is_the_judgement_the_simulator_made(run):
@@ -153,4 +156,7 @@ def test_report_win_rates_and_metrics_match_the_database(run):
         assert metric["child"] == pytest.approx(sum(c for _, c in pairs) / len(pairs))
         assert metric["parent"] == pytest.approx(sum(p for p, _ in pairs) / len(pairs))
     assert report["kl_to_parent"] == pytest.approx(run["db"]["ppo"]["kl"])
+    focus = report["win_rates"]["2"][report["most_important"]]
+    assert report["claim"]["beats_parent"] == (focus["low"] is not None and focus["low"] > 0.5)
+    assert report["claim"]["holds"] == (report["claim"]["beats_parent"] and not report["claim"]["worse"])
     assert os.path.getsize(run["out"] / "report.md") > 0
