@@ -24,30 +24,34 @@ DEMO_SCENARIOS = (
 )
 
 
+# The demo's pair: the one shipped checkpoint sampled far enough apart to see and hear. Temperature
+# no longer decides whether the agent speaks (model.agent.sampling keeps the quiet/voiced mass at
+# temperature 1); it sets how varied the voice and the body are, so the two sit far apart on both.
+# What model.evaluate's metrics measured of the pair: ARCHITECTURE.md, "The demo's pair".
+CALM = {"audio_temperature": 0.6, "visual_temperature": 0.6}
+LIVELY = {"audio_temperature": 1.3, "visual_temperature": 1.5}
+
+
 @transaction.atomic
 def ensure_demo_content() -> list[tuple[str, str, str]]:
     """Create the demo users, two variants of the default agent and an active campaign."""
     for username, password, role in DEMO_USERS:
         create_user_with_role(username, password, role)
-    base, _ = AgentVariant.objects.get_or_create(
-        name="default-t1", defaults={"description": "Shipped default agent, temperature 1.0."}
+    calm, _ = AgentVariant.objects.get_or_create(
+        name="default-calm",
+        defaults={"description": "Shipped default agent, sampled cool: audio 0.6, visual 0.6.", **CALM},
     )
-    cool, _ = AgentVariant.objects.get_or_create(
-        name="default-t07",
-        defaults={
-            "description": "Shipped default agent, temperature 0.7.",
-            "audio_temperature": 0.7,
-            "visual_temperature": 0.7,
-            "parent": base,
-        },
+    lively, _ = AgentVariant.objects.get_or_create(
+        name="default-lively",
+        defaults={"description": "Shipped default agent, sampled hot: audio 1.3, visual 1.5.", **LIVELY},
     )
     campaign, created = Campaign.objects.get_or_create(
         slug="demo",
         defaults={
-            "name": "Demo: temperature 1.0 vs 0.7",
+            "name": "Demo: calm vs lively",
             "guidelines": "Judge which response you would rather talk to on each dimension.",
-            "variant_a": base,
-            "variant_b": cool,
+            "variant_a": calm,
+            "variant_b": lively,
             "overlap": 2,
             "status": Campaign.Status.ACTIVE,
         },

@@ -71,7 +71,7 @@ class EvaluationConfig:
     """What an evaluation samples."""
 
     samples: int = 8  # held-out turns per temperature and agent (pooled WER over 8 answers is already telling)
-    temperatures: tuple[float, ...] = (0.7, 1.0)  # the demo campaign's pair
+    temperatures: tuple[float, ...] = (0.7, 1.0)  # the simulated loop's first pair (alignment.loop)
     seed: int = 0  # sampling seeds seed + j, and the random agent's weights
     top_k: int | None = None  # the shipped variants sample from the full distribution
     diffusion_steps: int = 10  # SamplingParams' default: what the variants run in real time
