@@ -166,11 +166,14 @@ class AgentModel(nn.Module):
         logits = self.audio_logits(hidden[:, :, :r]).flatten(1, 2)  # (B, T, R, K, V+1) -> (B, S, K, V+1)
         return AgentOutput(audio_logits=logits, visual_cond=hidden[:, :, 1 + r:])
 
-    def loss(self, batch: AgentBatch, audio_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def loss(self, batch: AgentBatch, audio_weights: torch.Tensor | None = None, hazard_weight: float = 0.0
+             ) -> dict[str, torch.Tensor]:
         """Masked cross-entropy over the delayed audio tokens + the diffusion loss of the visual tokens.
 
         `audio_weights` (B, S), optional, weighs each audio step's cross-entropy (a training recipe
         may stress the turn-taking steps); "audio" is then the weighted mean and "audio_mean" the plain one.
+        `hazard_weight` adds that multiple of `onset_hazard_loss` (agents with quiet codes only);
+        "hazard" is reported either way (0 without quiet codes).
         """
         out = self(batch)
         targets = batch.agent_audio.transpose(1, 2)  # (B, S, K)
@@ -186,8 +189,33 @@ class AgentModel(nn.Module):
         diffusion = self.diffusion.loss(batch.agent_visual.flatten(0, 2),  # (B * T * L2, D)
                                         out.visual_cond.flatten(0, 2),  # (B * T * L2, H)
                                         self.config.diffusion_batch_mul)
-        return {"loss": audio + self.config.diffusion_loss_weight * diffusion, "audio": audio, "diffusion": diffusion,
-                "audio_mean": audio_mean}
+        if hazard_weight and self.audio_quiet is None:
+            raise ValueError("hazard_weight needs an agent with quiet codes (AgentConfig.quiet_codes)")
+        hazard = (self.onset_hazard_loss(out.audio_logits[:, :, 0], targets[:, :, 0]) if self.audio_quiet is not None
+                  else audio.new_zeros(()))
+        total = audio + self.config.diffusion_loss_weight * diffusion + hazard_weight * hazard
+        return {"loss": total, "audio": audio, "diffusion": diffusion, "audio_mean": audio_mean, "hazard": hazard}
+
+    def onset_hazard_loss(self, logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """The discrete-time survival likelihood of the agent's speech onsets, per at-risk step.
+
+        logits (B, S, V + 1) and target codes (B, S) of codebook 0. A step is at risk when the agent
+        was silent at the step before (a quiet code); there the binary event "it starts to speak now"
+        (a voiced code) has probability 1 - the mass on the quiet codes, and this is its mean
+        negative log-likelihood. It is already a part of the cross-entropy, a faint one: a hazard of
+        0.003 per step while the human speaks costs 0.003 nats a step, yet over a 3 s question it
+        means talking over the human one time in two; weighing this term lets training push it down.
+        """
+        quiet = torch.cat([self.audio_quiet[0], self.audio_quiet.new_zeros(1)])  # (V + 1,)
+        voiced = torch.cat([~self.audio_quiet[0], self.audio_quiet.new_zeros(1)])  # the special token is neither
+        log_p = torch.log_softmax(logits, dim=-1)
+        fill = torch.finfo(log_p.dtype).min / 4
+        log_quiet = log_p.masked_fill(~quiet, fill).logsumexp(-1)  # (B, S)
+        log_voiced = log_p.masked_fill(~voiced, fill).logsumexp(-1)
+        silent = quiet[codes]  # (B, S): the agent's own code is quiet
+        at_risk = torch.cat([torch.zeros_like(silent[:, :1]), silent[:, :-1]], dim=1)
+        nll = -torch.where(silent, log_quiet, log_voiced)
+        return (nll * at_risk).sum() / at_risk.sum().clamp(min=1)
 
     # --- sampling ------------------------------------------------------------------------------
 

@@ -59,6 +59,8 @@ class SFTJobArguments:
                                                            "(model.agent.inputs.turn_buckets); 0: as the init has it"})
     scene_objects: int = field(default=0, metadata={"help": "give the agent the scene input with this many object "
                                                             "slots (model.agent.inputs.scene_features); 0: as the init has it"})
+    hazard_weight: float = field(default=0.0, metadata={"help": "weight of the onset-hazard loss "
+                                                               "(AgentModel.onset_hazard_loss; agents with quiet codes)"})
     ranks: int = field(default=1, metadata={"help": "DeepSpeed ranks (CPU processes) to launch"})
     zero_stage: int = field(default=2, metadata={"help": "DeepSpeed ZeRO stage 2 (default) or 3; 0: no DeepSpeed"})
     resume: bool = field(default=False, metadata={"help": "continue from the last checkpoint under OUT/checkpoints"})
@@ -74,6 +76,8 @@ class SFTJobArguments:
             raise ValueError(f"scene_objects must be >= 0, got {self.scene_objects}")
         if not self.turn_weight > 0:
             raise ValueError(f"turn_weight must be > 0, got {self.turn_weight}")
+        if self.hazard_weight < 0:
+            raise ValueError(f"hazard_weight must be >= 0, got {self.hazard_weight}")
         if not 0 <= self.prompt_dropout < 1:
             raise ValueError(f"prompt_dropout must lie in [0, 1), got {self.prompt_dropout}")
         if not 1 <= self.ranks <= 2:
@@ -94,18 +98,18 @@ class SFTJobArguments:
 class SFTObjective(nn.Module):
     """The agent with the stage's loss as its forward, so the DeepSpeed engine runs it whole."""
 
-    def __init__(self, agent: AgentModel, stage: str) -> None:
+    def __init__(self, agent: AgentModel, stage: str, hazard_weight: float = 0.0) -> None:
         super().__init__()
-        self.agent, self.stage = agent, stage
+        self.agent, self.stage, self.hazard_weight = agent, stage, hazard_weight
         if stage == "audio":
             for name, parameter in agent.named_parameters():
                 if name.startswith(VISUAL_PARAMETERS):
                     parameter.requires_grad_(False)
 
     def forward(self, batch, audio_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        losses = self.agent.loss(batch, audio_weights)
-        if self.stage == "audio":
-            losses["loss"] = losses["audio"]  # the visual loss masked: reported, never trained on
+        losses = self.agent.loss(batch, audio_weights, self.hazard_weight)
+        if self.stage == "audio":  # the visual loss masked: reported, never trained on
+            losses["loss"] = losses["audio"] + self.hazard_weight * losses["hazard"]
         return losses
 
 
@@ -116,7 +120,7 @@ class SFTTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.can_return_loss = True
         self.label_names = []
-        self._parts = {"audio": [0.0, 0], "audio_mean": [0.0, 0], "diffusion": [0.0, 0]}
+        self._parts = {"audio": [0.0, 0], "audio_mean": [0.0, 0], "diffusion": [0.0, 0], "hazard": [0.0, 0]}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         losses = model(inputs["batch"], inputs.get("audio_weights"))
@@ -138,17 +142,20 @@ def initial_agent(init: str, seed: int, turn_buckets: int = 0, codec: AudioCodec
                   scene_objects: int = 0) -> AgentModel:
     """Fresh weights of the tiny configuration (seeded), or a checkpoint's, with the inputs asked for.
 
-    `turn_buckets` gives the agent the turn feature (quiet codes from `codec`), `scene_objects` the
-    scene input; a checkpoint without one keeps all its weights and gains the new input's
-    embedding (zero for the turn feature, so it starts out as it was). 0 keeps what the init has.
+    Every agent gets the codec's quiet codes (from `codec`; model.agent.sampling, the onset-hazard
+    loss). `turn_buckets` gives the agent the turn feature, `scene_objects` the scene input; a
+    checkpoint without one keeps all its weights and gains the new input's embedding (zero for the
+    turn feature, so it starts out as it was). 0 keeps what the init has.
     """
     torch.manual_seed(seed)
     agent = AgentModel(AgentConfig.named(init)) if init == "tiny" else AgentModel.from_pretrained(init)
     changes, grown_keys = {}, set()
+    if not agent.config.quiet_codes:  # sampling and the onset-hazard loss read them; no weights of their own
+        changes["quiet_codes"] = quiet_codes(codec or load_codec("default"))
     if turn_buckets and agent.config.turn_buckets != turn_buckets:
         if agent.config.turn_buckets:
             raise ValueError(f"{init} already has {agent.config.turn_buckets} turn buckets, not {turn_buckets}")
-        changes.update(turn_buckets=turn_buckets, quiet_codes=quiet_codes(codec or load_codec("default")))
+        changes["turn_buckets"] = turn_buckets
         grown_keys.add("embedder.turn.weight")
     if scene_objects and agent.config.scene_objects != scene_objects:
         if agent.config.scene_objects:
@@ -181,7 +188,7 @@ def plot_loss(log_history: list[dict], path: Path, title: str) -> Path:
     import matplotlib.pyplot as plt
 
     figure, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
-    for name in ("loss", "loss/audio", "loss/audio_mean", "loss/diffusion"):
+    for name in ("loss", "loss/audio", "loss/audio_mean", "loss/diffusion", "loss/hazard"):
         points = [(line["step"], line[name]) for line in log_history if name in line]
         if points:
             ax.plot(*zip(*points), label=name)
@@ -201,7 +208,7 @@ def train(job: SFTJobArguments, args: TrainingArguments) -> dict:
     visual = job.stage == "audiovisual"
     collator = ClipCollator(agent.config, job.window_frames, job.prompt_dropout, visual, seed=args.seed,
                             turn_weight=job.turn_weight)
-    objective = SFTObjective(agent, job.stage).train()
+    objective = SFTObjective(agent, job.stage, job.hazard_weight).train()
     trainer = SFTTrainer(model=objective, args=args, train_dataset=ClipDataset(clips), data_collator=collator)
     checkpoints = Path(args.output_dir)
     resume = job.resume and any(checkpoints.glob("checkpoint-*"))

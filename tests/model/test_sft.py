@@ -2,6 +2,7 @@
 layers alone; stage 2 (audio-visual) starts from stage 1's weights. Losses are measured here on the
 training clips, not read from the run's logs."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -141,3 +142,32 @@ def test_a_checkpoint_gains_the_turn_feature_and_the_scene_input_keeping_every_w
     grown.save_pretrained(tmp_path / "grown")
     with pytest.raises(ValueError, match="already reads 2 scene objects"):
         initial_agent(str(tmp_path / "grown"), 0, scene_objects=3)
+
+
+def test_the_onset_hazard_loss_is_the_survival_likelihood_of_the_agents_onsets_at_its_at_risk_steps():
+    """A hand-made codebook-0 stream: silent, silent, onset, voiced, silent. At-risk steps are those
+    after a silent one (1, 2 and, after the voiced step, none; step 4 follows a voiced step)."""
+    agent = initial_agent("tiny", 0)
+    quiet = agent.config.quiet_codes
+    voiced = next(code for code in range(agent.config.codebook_size) if code not in quiet)
+    codes = torch.tensor([[quiet[0], quiet[0], voiced, voiced, quiet[0]]])
+    logits = torch.randn(1, 5, agent.config.codebook_size + 1, generator=torch.Generator().manual_seed(0))
+    p = torch.softmax(logits, -1)[0]
+    p_quiet = p[:, quiet].sum(-1)
+    expected = -(torch.log(p_quiet[1]) + torch.log(1 - p_quiet[2] - p[2, -1])) / 2
+    torch.testing.assert_close(agent.onset_hazard_loss(logits, codes), expected)
+
+
+def test_the_hazard_weight_adds_the_onset_term_to_the_training_loss(clips):
+    agent = initial_agent("tiny", 0).eval()
+    batch = window_batch(clips, max(c.num_frames for c in clips), agent.config, visual=False)
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):  # the same diffusion noise for both
+        torch.manual_seed(0)
+        plain = agent.loss(batch)
+        torch.manual_seed(0)
+        weighted = agent.loss(batch, hazard_weight=10.0)
+    assert plain["hazard"] > 0 and torch.allclose(plain["hazard"], weighted["hazard"])
+    torch.testing.assert_close(weighted["loss"], plain["loss"] + 10.0 * plain["hazard"])
+    without_quiet = AgentModel(dataclasses.replace(agent.config, quiet_codes=[], turn_buckets=0))
+    with pytest.raises(ValueError, match="quiet codes"):
+        without_quiet.loss(batch, hazard_weight=1.0)
