@@ -2,32 +2,35 @@
 
 The defaults finish well under an hour on 2 CPU cores; the flags of ``python -m alignment.loop``
 (one per field) scale them up. Why these defaults (the run of 2 Dec failed its claim with 12
-votes, 10 PPO steps at lr 1e-5 on 1 rank and a parent that already listened at 0.987):
+votes, 10 PPO steps at lr 1e-5 on 1 rank, 48-frame episodes, and the parent already listening at
+0.987 on the focus, listening):
 
 - The annotators' hidden preferences: each site dimension has a fixed utility (``JUDGED_BY``);
   the ``focus`` dimension weighs 1, the others ``OTHER_WEIGHT``, and the overall verdict (the
-  reward model's ``overall`` head, the one PPO maximises) is their sum. The focus is listening:
-  silent while the human speaks, not talking over them. It is the behaviour PPO on this agent
-  has moved (docs/experiments/ppo: held-out listening 0.621 -> 0.740 at lr 4e-5, 32 steps,
-  beta 0.01, 2 ranks, temperature 1.0), it is decided frame by frame during the question, which
-  every PPO episode holds, and the default agent trained for turn-taking (turn feature, turn
-  weight 4) still talks over some questions at temperature 1. A focus the parent already
-  saturates cannot show a win (a tie counts half): the report prints the parent's level on the
-  focus's metrics, and ``--focus speaking`` or ``--focus identity`` picks another.
+  reward model's ``overall`` head, the one PPO maximises) is their sum. A focus the parent
+  already saturates cannot show a win (a tie counts half), so the focus is identity: the agent
+  speaking at its identity's pitch (identity/voice). The default agent of 3 Dec (turn feature,
+  scene input), sampled at temperature 1 on held-out turns 36-41, listened perfectly (listening
+  1.0, never talking over) and answered every turn (response rate 1.0, lip sync ~0.88), but its
+  voice scored 0.83-0.95 on three turns and 0 (two octaves off) on the other three: room to
+  move, and a graded score on which two clips rarely tie. Listening, the focus until then, is
+  what docs/experiments/ppo moved (0.621 -> 0.740) on an agent that still talked over
+  questions. The report prints the parent's level on the focus's metrics; ``--focus listening``
+  or ``--focus speaking`` picks another.
 - The reward-model and PPO jobs take the experiment's settings (reward: lr 3e-4, 4 pairs per rank,
-  3 epochs; PPO: 32 steps, lr 4e-5, beta 0.01, 4 rollouts per rank, 2 ranks) on the first
-  campaign's 32 pairs. PPO's episodes are 72 frames (3 s from the turn's start, the experiment's
-  evaluation length): the whole question of over half the held-out turns (median 2.7 s, 90%
-  under 4.7 s) and most of the rest, and shorter than every stored clip (the turn plus 4 s), so
-  no prompt is refused. Longer episodes cost PPO time in proportion (~0.08 s per rollout frame
-  per rank on this machine).
+  3 epochs; PPO: 32 steps, lr 4e-5, beta 0.01, 4 rollouts per rank, 2 ranks, temperature 1) on
+  the first campaign's 32 pairs. PPO's episodes are 96 frames (4 s from the turn's start): the
+  reward model was trained on whole clips (the turn plus 4 s), and the voice it should judge is
+  the answer's, which 96 frames hold the start of for most held-out turns (questions: median
+  2.7 s, 90% under 4.7 s); every stored clip is at least that long, so no prompt is refused.
+  Longer episodes cost PPO time in proportion.
 - Power: the second campaign's win rate is a Wilson interval, which counts its votes as
   independent. Each vote is a different held-out question (the questions after the first
   campaign's, which neither the reward model nor PPO saw), answered by freshly sampled clips of
   both variants (a random seed per candidate) and judged once (overlap 1); what votes share is
   the annotator (4, each claiming items as it goes) and the 67 question/answer pairs the corpus
-  voices. With 64 votes (ties aside) a true win rate of 0.65 clears 0.5 7 times in 10 and 0.7
-  9 in 10; with the old 12 votes 0.7 clears it 1 time in 4. Overlap > 1 is left at 1: the votes
+  voices. With 80 votes (ties aside) a true win rate of 0.65 clears 0.5 8 times in 10 and 0.7
+  24 in 25; with the old 12 votes 0.7 clears it 1 time in 4. Overlap > 1 is left at 1: the votes
   on one question share its turn, so counting them as independent would narrow the interval
   beyond what the data support.
 - "No other behaviour metric gets worse by more than a margin": ``WORSE_MARGINS`` gives each
@@ -52,7 +55,7 @@ JUDGED_BY = {
 OTHER_WEIGHT = 0.3  # the non-focus dimensions count, but a clear gap in the focus decides the overall verdict
 # metric -> (+1 higher is better / -1 lower is better, how much worse the child may get in the metric's units).
 # Graded shares and scores in [0, 1]: 0.05; the lip-sync correlation, in [-1, 1]: 0.1; per-turn yes/no rates:
-# 0.1 (about 6 of 64 turns); seconds: 0.25 (a quarter of people's 0.2-1 s gap); the motion Frechet distance
+# 0.1 (8 of 80 turns); seconds: 0.25 (a quarter of people's 0.2-1 s gap); the motion Frechet distance
 # (~1.5 for the default): 0.25.
 # identity/voice_semitones is signed (0 is right); identity/voice scores its absolute value.
 WORSE_MARGINS = {
@@ -70,12 +73,12 @@ def _help(text: str) -> dict:
 @dataclass(frozen=True)
 class LoopConfig:
     out: Path = field(metadata=_help("Output directory: state.json, report.md, plots, the site's var/ and logs."))
-    focus: str = field(default="listening", metadata=_help(
+    focus: str = field(default="identity", metadata=_help(
         f"The dimension the simulated annotators care about most (weight 1, the others {OTHER_WEIGHT:g}): "
         f"{', '.join(JUDGED_BY)}."))
     rounds: int = field(default=32, metadata=_help(
         "Scenarios (held-out corpus questions 0 .. rounds - 1) of the first campaign: the reward model's pairs."))
-    child_rounds: int = field(default=64, metadata=_help(
+    child_rounds: int = field(default=80, metadata=_help(
         "Scenarios of the second campaign (the child against its parent): the questions after the first "
         "campaign's, which neither the reward model nor PPO saw; each is one independent vote at overlap 1."))
     overlap: int = field(default=1, metadata=_help("Annotators who each record and judge every scenario."))
@@ -98,7 +101,7 @@ class LoopConfig:
     ppo_mini_batch_size: int = field(default=2, metadata=_help("PPO job: rollouts per rank per optimiser step."))
     ppo_learning_rate: float = field(default=4e-5, metadata=_help("PPO job: actor learning rate."))
     ppo_kl_coef: float = field(default=0.01, metadata=_help("PPO job: beta, the KL coefficient."))
-    ppo_episode_frames: int = field(default=72, metadata=_help(
+    ppo_episode_frames: int = field(default=96, metadata=_help(
         "PPO job: video frames per rollout from the turn's start (at most the shortest stored clip: turn + 4 s)."))
     ranks: int = field(default=2, metadata=_help("DeepSpeed ranks of both jobs."))
     worker_concurrency: int = field(default=2, metadata=_help("Celery worker processes of the deployment."))
