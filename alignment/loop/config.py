@@ -9,14 +9,15 @@ votes, 10 PPO steps at lr 1e-5 on 1 rank, 48-frame episodes, and the parent alre
   the ``focus`` dimension weighs 1, the others ``OTHER_WEIGHT``, and the overall verdict (the
   reward model's ``overall`` head, the one PPO maximises) is their sum. A focus the parent
   already saturates cannot show a win (a tie counts half), so the focus is identity: the agent
-  speaking at its identity's pitch (identity/voice). The default agent of 3 Dec (turn feature,
-  scene input), sampled at temperature 1 on held-out turns 36-41, listened perfectly (listening
-  1.0, never talking over) and answered every turn (response rate 1.0, lip sync ~0.88), but its
-  voice scored 0.83-0.95 on three turns and 0 (two octaves off) on the other three: room to
-  move, and a graded score on which two clips rarely tie. Listening, the focus until then, is
-  what docs/experiments/ppo moved (0.621 -> 0.740) on an agent that still talked over
-  questions. The report prints the parent's level on the focus's metrics; ``--focus listening``
-  or ``--focus speaking`` picks another.
+  speaking at its identity's pitch (identity/voice). The shipped default (3 Dec: the weights of
+  before with the codec's quiet codes; the loop's parent samples it at temperature 1, where the
+  quiet codes change nothing) listens almost perfectly (listening 0.987, n=12, in the run of 2
+  Dec; 0.94-1.0 on held-out turns 0-3, never talking over), but its voice scores 0.55 (n=10)
+  there and 0, 0, 0.59 and 0.93 on turns 0-3 (two of them more than an octave off): room to move, on a graded score two clips rarely tie on. The run of
+  2 Dec, 10 PPO steps at lr 1e-5, already moved it (+0.010 [0.001, 0.019], identity win rate 0.70
+  on 10 votes). Listening, the focus until then, is what docs/experiments/ppo moved (0.621 ->
+  0.740) on turns where the agent still talked over the human. The report prints the parent's
+  level on the focus's metrics; ``--focus listening`` or ``--focus speaking`` picks another.
 - The reward-model and PPO jobs take the experiment's settings (reward: lr 3e-4, 4 pairs per rank,
   3 epochs; PPO: 32 steps, lr 4e-5, beta 0.01, 4 rollouts per rank, 2 ranks, temperature 1) on
   the first campaign's 32 pairs. PPO's episodes are 96 frames (4 s from the turn's start): the
