@@ -85,6 +85,8 @@ class AgentConfig:
             raise ValueError(f"AgentConfig.codec_frame_rate must be > 0, got {self.codec_frame_rate}")
         if self.turn_buckets and (self.turn_buckets < 2 or not self.quiet_codes):
             raise ValueError("AgentConfig.turn_buckets must be 0 (off) or >= 2 with quiet_codes given")
+        if any(not 0 <= code < self.codebook_size for code in self.quiet_codes):
+            raise ValueError(f"AgentConfig.quiet_codes must be codes in [0, {self.codebook_size}), got {self.quiet_codes}")
         if "hidden_size" not in self.backbone:
             raise ValueError("AgentConfig.backbone must give Qwen2Config keyword arguments, hidden_size included")
 

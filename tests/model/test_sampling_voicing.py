@@ -71,3 +71,8 @@ def test_a_session_with_quiet_codes_records_what_the_full_forward_and_ppo_scorin
     plain = AgentModel(dataclasses.replace(model.config, quiet_codes=[])).eval()
     plain.load_state_dict(model.state_dict())
     assert not torch.allclose(plain.log_probs(rollout).audio, rollout.audio_log_probs, atol=1e-3)
+
+
+def test_quiet_codes_outside_the_codebook_are_refused_with_the_config():
+    with pytest.raises(ValueError, match="quiet_codes must be codes in"):
+        dataclasses.replace(AgentConfig.named("debug"), quiet_codes=[0, 10_000])
