@@ -96,7 +96,7 @@ class RecipeConfig:
         }
 
     def evaluation_config(self) -> EvaluationConfig:
-        return EvaluationConfig(samples=self.eval_samples)  # temperatures 0.7 and 1.0: the demo's pair
+        return EvaluationConfig(samples=self.eval_samples)  # temperatures 0.7 and 1.0
 
     def command(self) -> str:
         """The command that makes this agent: the flags that differ from the recipe's defaults."""

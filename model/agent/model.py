@@ -42,7 +42,7 @@ from model.agent.config import NAMED_CONFIGS, AgentConfig
 from model.agent.diffusion import DiffusionHead
 from model.agent.inputs import FrameEmbedder, turn_buckets
 from model.agent.rollout import Rollout
-from model.agent.sampling import SamplingParams, audio_token_log_probs, quiet_mask
+from model.agent.sampling import SamplingParams, audio_token_log_probs, masked_logsumexp, quiet_mask
 from model.agent.session import StreamingSession
 
 # transformers 5 renamed the forward's `past_key_values` to `cache`; accept both spellings.
@@ -209,9 +209,7 @@ class AgentModel(nn.Module):
         quiet = torch.cat([self.audio_quiet[0], self.audio_quiet.new_zeros(1)])  # (V + 1,)
         voiced = torch.cat([~self.audio_quiet[0], self.audio_quiet.new_zeros(1)])  # the special token is neither
         log_p = torch.log_softmax(logits, dim=-1)
-        fill = torch.finfo(log_p.dtype).min / 4
-        log_quiet = log_p.masked_fill(~quiet, fill).logsumexp(-1)  # (B, S)
-        log_voiced = log_p.masked_fill(~voiced, fill).logsumexp(-1)
+        log_quiet, log_voiced = masked_logsumexp(log_p, quiet), masked_logsumexp(log_p, voiced)  # (B, S)
         silent = quiet[codes]  # (B, S): the agent's own code is quiet
         at_risk = torch.cat([torch.zeros_like(silent[:, :1]), silent[:, :-1]], dim=1)
         nll = -torch.where(silent, log_quiet, log_voiced)

@@ -60,17 +60,18 @@ def tempered_log_softmax(logits: torch.Tensor, temperature: float, quiet: torch.
     if quiet is None or temperature == 1.0:
         return torch.log_softmax(scaled, dim=-1)
     quiet = quiet.expand_as(logits)
-    # A large finite fill, not -inf: an empty group must give finite (unused) values, or the
-    # gradient through torch.where's other branch turns into NaN.
-    fill = torch.finfo(logits.dtype).min / 4
-
-    def group_mass(values: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
-        return values.masked_fill(~group, fill).logsumexp(-1, keepdim=True)
-
     natural = torch.log_softmax(logits, dim=-1)
-    quiet_mass, voiced_mass = group_mass(natural, quiet), group_mass(natural, ~quiet)  # (..., 1) at temperature 1
-    quiet_norm, voiced_norm = group_mass(scaled, quiet), group_mass(scaled, ~quiet)
-    return torch.where(quiet, quiet_mass + scaled - quiet_norm, voiced_mass + scaled - voiced_norm)
+    quiet_mass, voiced_mass = masked_logsumexp(natural, quiet), masked_logsumexp(natural, ~quiet)  # at temperature 1
+    quiet_norm, voiced_norm = masked_logsumexp(scaled, quiet), masked_logsumexp(scaled, ~quiet)
+    return torch.where(quiet, quiet_mass[..., None] + scaled - quiet_norm[..., None],
+                       voiced_mass[..., None] + scaled - voiced_norm[..., None])
+
+
+def masked_logsumexp(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """logsumexp of `values` over the last axis where `mask` holds. An empty mask gives a very
+    negative finite number rather than -inf, so that a torch.where on the result never
+    differentiates a NaN through its unused branch."""
+    return values.masked_fill(~mask, torch.finfo(values.dtype).min / 4).logsumexp(-1)
 
 
 def audio_log_distribution(logits: torch.Tensor, params: SamplingParams, quiet: torch.Tensor | None = None

@@ -11,6 +11,7 @@ import shutil
 import pytest
 import torch
 
+from model.agent import AgentConfig, AgentModel
 from model.codec import SpectralRVQCodec, load_codec
 from model.data.speech import Voice, synthesize
 
@@ -38,3 +39,15 @@ def speech_clip(espeak) -> torch.Tensor:
     if len(wave) < seconds * 24_000:
         raise AssertionError(f"espeak-ng produced only {len(wave) / 24_000:.2f} s for the held-out sentence")
     return wave[: seconds * 24_000].contiguous()
+
+
+@pytest.fixture(scope="module")
+def micro_checkpoint(tmp_path_factory):
+    """An untrained checkpoint of a tiny configuration on the shipped codec (weights from seed 7):
+    the cheapest agent a command-line test can sample."""
+    torch.manual_seed(7)
+    config = AgentConfig(backbone={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                                   "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 1,
+                                   "max_position_embeddings": 4096},
+                         diffusion_width=32, diffusion_depth=1, diffusion_train_steps=100)
+    return AgentModel(config).save_pretrained(tmp_path_factory.mktemp("agent") / "tiny")

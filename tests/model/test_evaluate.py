@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from model.agent import AgentConfig, AgentModel
+from model.agent import AgentModel
 from model.evaluate import (
     EvaluationConfig,
     heldout_turn,
@@ -27,14 +27,8 @@ COLUMNS = ["checkpoint@1", "random@1", "corpus", "corpus_codec"]
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A trained-looking checkpoint of a tiny configuration on the shipped codec (weights from seed 7)."""
-    torch.manual_seed(7)
-    config = AgentConfig(backbone={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-                                   "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 1,
-                                   "max_position_embeddings": 4096},
-                         diffusion_width=32, diffusion_depth=1, diffusion_train_steps=100)
-    return AgentModel(config).save_pretrained(tmp_path_factory.mktemp("agent") / "tiny")
+def checkpoint(micro_checkpoint):
+    return micro_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,7 @@ from __future__ import annotations
 import av
 import numpy as np
 import pytest
-import torch
 
-from model.agent import AgentConfig, AgentModel
 from model.evaluate import HELDOUT_SEED
 from model.media import decode_audio, decode_video
 from model.render_turn import main
@@ -20,14 +18,8 @@ WIDTH, HEIGHT = 160, 96
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """An untrained checkpoint of a tiny configuration on the shipped codec (weights from seed 7)."""
-    torch.manual_seed(7)
-    config = AgentConfig(backbone={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-                                   "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 1,
-                                   "max_position_embeddings": 4096},
-                         diffusion_width=32, diffusion_depth=1, diffusion_train_steps=100)
-    return AgentModel(config).save_pretrained(tmp_path_factory.mktemp("agent") / "tiny")
+def checkpoint(micro_checkpoint):
+    return micro_checkpoint
 
 
 @pytest.mark.slow
