@@ -44,7 +44,7 @@ def test_the_recipe_trains_stage2_from_stage1_and_writes_one_agent_with_its_card
                                           "--skip_eval"])
     one, two = card["stages"]["stage1"], card["stages"]["stage2"]
     assert one["command"] == ("python -m model.train --stage audio --out " + str(trained / "stage1") +
-                              " --clips 1 --turn_buckets 40 --scene_objects 2 --turn_weight 4 --ranks 1"
+                              " --clips 1 --turn_buckets 40 --scene_objects 2 --turn_weight 4 --hazard_weight 20 --ranks 1"
                               " --max_steps 2 --save_steps 500 --resume True --logging_steps 1")
     assert (one["stage"], one["init"], two["stage"], two["init"]) == ("audio", "tiny", "audiovisual",
                                                                       str(trained / "stage1"))
