@@ -7,6 +7,8 @@ and the paper's DAC both sit behind this one small interface, chosen by `load_co
 
 from __future__ import annotations
 
+import hashlib
+import json
 from abc import ABC, abstractmethod
 
 import torch
@@ -34,6 +36,12 @@ class AudioCodec(ABC):
     @abstractmethod
     def codebook_size(self) -> int:
         """Entries per codebook; valid codes are 0 .. codebook_size - 1."""
+
+    @property
+    @abstractmethod
+    def fingerprint(self) -> str:
+        """SHA-256 of everything that decides the codes (configuration and weights): codes cached on
+        disk are keyed by it (model.data.store.cached_clips), so another codec's are never read back."""
 
     @abstractmethod
     def encode(self, wave: torch.Tensor, sample_rate: int) -> torch.Tensor:
@@ -84,3 +92,13 @@ class AudioCodec(ABC):
                 f"codes must lie in 0..{self.codebook_size - 1}, got values in {low}..{high}"
             )
         return codes.long()
+
+
+def tensors_fingerprint(config: dict, tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of a JSON-able configuration and named tensors (names, dtypes, shapes and values)."""
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu()
+        digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}".encode())
+        digest.update(tensor.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

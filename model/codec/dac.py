@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from model.codec.base import AudioCodec
+from model.codec.base import AudioCodec, tensors_fingerprint
 
 
 def _import_dac():
@@ -65,6 +65,10 @@ class DACCodec(AudioCodec):
     @property
     def codebook_size(self) -> int:
         return int(self.model.codebook_size)
+
+    @property
+    def fingerprint(self) -> str:
+        return tensors_fingerprint({"codec": "dac"}, self.model.state_dict())
 
     @torch.no_grad()
     def encode(self, wave: torch.Tensor, sample_rate: int) -> torch.Tensor:

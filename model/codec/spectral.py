@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from model.codec.base import AudioCodec
+from model.codec.base import AudioCodec, tensors_fingerprint
 from model.codec.features import MelConfig, log_mel, mel_filterbank, mel_to_magnitude
 from model.codec.griffin_lim import griffin_lim
 from model.codec.kmeans import dequantize, fit_residual_codebooks, quantize
@@ -67,6 +67,11 @@ class SpectralRVQCodec(AudioCodec):
     @property
     def codebook_size(self) -> int:
         return self.config.codebook_size
+
+    @property
+    def fingerprint(self) -> str:
+        return tensors_fingerprint(dataclasses.asdict(self.config),
+                                   {"codebooks": self.codebooks, "mean": self.mean, "std": self.std})
 
     def features(self, wave: torch.Tensor) -> torch.Tensor:
         """Normalised log-mel frames (F, n_mels) of a validated wave."""

@@ -8,6 +8,7 @@ a float32 wave at the rate the caller works at.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 import tempfile
@@ -43,6 +44,13 @@ def espeak_path() -> str:
             "(the project's setup script does this)"
         )
     return path
+
+
+@functools.cache
+def espeak_version() -> str:
+    """espeak-ng's version line (with its data path): another build may voice the same text differently."""
+    result = subprocess.run([espeak_path(), "--version"], capture_output=True, text=True, timeout=30, check=True)
+    return result.stdout.strip()
 
 
 def synthesize(text: str, sample_rate: int = 24_000, voice: Voice = Voice()) -> torch.Tensor:

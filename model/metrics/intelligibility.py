@@ -28,6 +28,7 @@ from pocketsphinx import Decoder
 from pocketsphinx.lm import ArpaBoLM
 from scipy.signal import resample_poly
 
+from model.cache import cache_root
 from model.metrics.activity import true_runs
 from model.metrics.exchange import Exchange
 
@@ -54,9 +55,8 @@ def build_language_model(sentences: Iterable[str], path: Path) -> Path:
 
 
 def language_model_cache() -> Path:
-    """Where built language models are kept: $HER_CACHE_DIR/pocketsphinx, else ~/.cache/her/pocketsphinx."""
-    root = os.environ.get("HER_CACHE_DIR") or Path.home() / ".cache" / "her"
-    return Path(root) / "pocketsphinx"
+    """Where built language models are kept: `model.cache.cache_root()`/pocketsphinx."""
+    return cache_root() / "pocketsphinx"
 
 
 def domain_language_model(sentences: Iterable[str], cache_dir: Path | None = None) -> Path:

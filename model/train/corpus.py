@@ -25,6 +25,7 @@ from model.agent import AgentBatch, AgentConfig, PoseTokenizer
 from model.agent.inputs import scene_features
 from model.codec import AudioCodec
 from model.data.dialogue import DialogueConfig, generate_clip
+from model.data.store import cached_clips
 from model.render.scene import SceneObject
 from model.text import TextEncoder
 
@@ -48,11 +49,16 @@ class TrainingClip:
 
 
 def build_corpus(seeds: range, codec: AudioCodec, text_encoder: TextEncoder, agent_config: AgentConfig,
-                 dialogue_config: DialogueConfig = DialogueConfig(), progress: bool = True) -> list[TrainingClip]:
-    """Generate the clips of `seeds` and turn them into the agent's tokens."""
+                 dialogue_config: DialogueConfig = DialogueConfig(), progress: bool = True,
+                 cache: bool = True) -> list[TrainingClip]:
+    """The clips of `seeds` as the agent's tokens: read from the corpus cache, generating there only
+    what it lacks (model.data.store.cached_clips), or all generated anew without `cache`."""
     poses = PoseTokenizer.for_motion(agent_config.visual_tokens, agent_config.visual_token_dim)
-    clips = [generate_clip(seed, codec, dialogue_config) for seed in tqdm(seeds, desc="dialogue clips",
-                                                                            disable=not progress)]
+    if cache:
+        clips = cached_clips(seeds, codec, dialogue_config, progress)
+    else:
+        clips = [generate_clip(seed, codec, dialogue_config) for seed in tqdm(seeds, desc="dialogue clips",
+                                                                                disable=not progress)]
     prompts = sorted({clip.prompt for clip in clips})
     embeddings = dict(zip(prompts, text_encoder.encode(prompts)))
     return [TrainingClip(agent_codes=clip.agent_codes, human_codes=clip.human_codes, visual=poses.encode(clip.poses),

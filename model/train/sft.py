@@ -8,6 +8,9 @@ Stages, as in the paper: "audio" trains dialogue audio alone: the agent's visual
 "audiovisual" trains both losses on everything and starts from a stage-1 checkpoint (``--init``).
 OUT receives the agent (config.json, model.safetensors, card.json), loss.png beside it, and the
 Trainer's checkpoints under OUT/checkpoints (``--resume`` continues from the last one).
+
+The clips come from the corpus cache (model.data.store.cached_clips), which the launching process
+fills before it starts the ranks: each clip is generated once per machine, not once per rank and stage.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from transformers import HfArgumentParser, Trainer, TrainingArguments
 from model.agent import AgentConfig, AgentModel
 from model.codec import AudioCodec, load_codec
 from model.data.dialogue import DialogueConfig
+from model.data.store import cached_clips
 from model.text import load_text_encoder
 from model.train.corpus import ClipCollator, ClipDataset, build_corpus
 
@@ -64,6 +68,11 @@ class SFTJobArguments:
     ranks: int = field(default=1, metadata={"help": "DeepSpeed ranks (CPU processes) to launch"})
     zero_stage: int = field(default=2, metadata={"help": "DeepSpeed ZeRO stage 2 (default) or 3; 0: no DeepSpeed"})
     resume: bool = field(default=False, metadata={"help": "continue from the last checkpoint under OUT/checkpoints"})
+    corpus_cache: bool = field(default=True, metadata={"help": "read the clips from the corpus cache under "
+                                                              "$HER_CACHE_DIR/corpus (default ~/.cache/her), generating "
+                                                              "there once what it lacks, before the ranks start "
+                                                              "(model.data.store.cached_clips); False: every rank "
+                                                              "generates them anew"})
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -204,7 +213,8 @@ def train(job: SFTJobArguments, args: TrainingArguments) -> dict:
     codec, text_encoder = load_codec("default"), load_text_encoder("default")
     agent = initial_agent(job.init, args.seed, job.turn_buckets, codec, job.scene_objects)
     main_rank = args.process_index == 0
-    clips = build_corpus(range(job.clips), codec, text_encoder, agent.config, progress=main_rank)
+    clips = build_corpus(range(job.clips), codec, text_encoder, agent.config, progress=main_rank,
+                         cache=job.corpus_cache)
     visual = job.stage == "audiovisual"
     collator = ClipCollator(agent.config, job.window_frames, job.prompt_dropout, visual, seed=args.seed,
                             turn_weight=job.turn_weight)
@@ -289,8 +299,8 @@ def launch_command(argv: list[str], ranks: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the stage here (one rank without DeepSpeed, or inside a launched rank), else launch the ranks.
-    Exit status 2: refused (bad arguments), nothing started."""
+    """Run the stage here (one rank without DeepSpeed, or inside a launched rank), else fill the corpus
+    cache and launch the ranks. Exit status 2: refused (bad arguments), nothing started."""
     argv = sys.argv[1:] if argv is None else argv
     try:
         job, _ = HfArgumentParser(SFTJobArguments).parse_args_into_dataclasses(argv, return_remaining_strings=True)
@@ -300,4 +310,6 @@ def main(argv: list[str] | None = None) -> int:
     if under_launcher() or job.zero_stage == 0:
         train(*parse_arguments(argv))
         return 0
+    if job.corpus_cache:  # generated here once, so that the ranks only read it
+        cached_clips(range(job.clips), load_codec("default"))
     return subprocess.call(launch_command(argv, job.ranks))
