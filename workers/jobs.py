@@ -112,7 +112,18 @@ def command(job: TrainingJob, out: Path) -> list[str]:
     paths = ["--output_dir", str(out), "--reward_model", reward, "--policy", base]
     if job.snapshot is not None:
         paths += ["--snapshot", snapshot_directory(job.snapshot)]
-    return [sys.executable, "-m", "alignment.ppo", *paths, *flags(config)]
+    return [sys.executable, "-m", "alignment.ppo", *paths, *flags(config), *sampling_flags(job.base_variant)]
+
+
+def sampling_flags(variant: AgentVariant | None) -> list[str]:
+    """PPO samples its rollouts as the variant it improves samples its candidates (temperatures,
+    top-k, denoising steps): the policy is optimised under the distribution it will be deployed
+    with, and its variant inherits those settings (`register_policy`). No variant: PPO's defaults."""
+    if variant is None:
+        return []
+    result = ["--audio_temperature", repr(variant.audio_temperature), "--visual_temperature",
+              repr(variant.visual_temperature), "--diffusion_steps", str(variant.diffusion_steps)]
+    return result + (["--top_k", str(variant.top_k)] if variant.top_k else [])  # 0: the whole vocabulary
 
 
 def flags(config: RewardJobConfig | PPOJobConfig) -> list[str]:

@@ -15,7 +15,7 @@ diversity); activity is the voice activity detector they share.
 
 from model.metrics.activity import ACTIVITY, ActivityConfig, frame_loudness_db, voice_activity
 from model.metrics.exchange import Exchange, exchange_from_clip, exchange_from_response, exchange_from_rollout
-from model.metrics.identity import body_consistency, pitch_error_semitones, voice_consistency
+from model.metrics.identity import body_consistency, pitch_error_semitones, voice_consistency, voice_distance_semitones
 from model.metrics.intelligibility import Recognizer, normalise_text, word_error_rate
 from model.metrics.lip_sync import jaw_opening, lip_sync
 from model.metrics.manipulation import grasp_success, requested_object, unrequested_reach
@@ -29,5 +29,5 @@ __all__ = [
     "exchange_from_rollout", "frame_loudness_db", "frechet_distance", "grasp_success", "jaw_opening",
     "latency_summary", "lip_sync", "listening", "normalise_text", "pitch_error_semitones", "requested_object",
     "response_rate", "score_exchange", "talked_over", "turn_latency", "unrequested_reach", "voice_activity",
-    "voice_consistency", "word_error_rate",
+    "voice_consistency", "voice_distance_semitones", "word_error_rate",
 ]

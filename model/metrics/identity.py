@@ -59,6 +59,13 @@ def pitch_error_semitones(exchange: Exchange) -> float:
     return 12 * math.log2(f0 / identity_pitch(exchange.identity, exchange.sample_rate))
 
 
+def voice_distance_semitones(exchange: Exchange) -> float:
+    """How far in semitones the agent's median pitch lies from its identity's, either way: 0 is the
+    identity's voice, 12 an octave off, and it keeps growing past the octave where
+    `voice_consistency` stops at 0 (so two wrong voices still rank). NaN when nothing is voiced."""
+    return abs(pitch_error_semitones(exchange))
+
+
 def voice_consistency(exchange: Exchange) -> float:
     """1.0: the agent speaks at its identity's pitch; falls linearly to 0.0 at an octave
     (VOICE_TOLERANCE_SEMITONES) away. NaN when the agent says nothing voiced."""

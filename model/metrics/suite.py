@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from model.metrics.exchange import Exchange
-from model.metrics.identity import body_consistency, pitch_error_semitones, voice_consistency
+from model.metrics.identity import body_consistency, pitch_error_semitones, voice_consistency, voice_distance_semitones
 from model.metrics.intelligibility import Recognizer, intelligibility
 from model.metrics.lip_sync import lip_sync
 from model.metrics.manipulation import grasp_success, unrequested_reach
@@ -32,6 +32,7 @@ METRICS: dict[str, Callable[[Exchange], float]] = {
     "manipulation/unrequested_reach": unrequested_reach,
     "identity/voice": voice_consistency,
     "identity/voice_semitones": pitch_error_semitones,
+    "identity/voice_distance": voice_distance_semitones,
     "identity/body": body_consistency,
 }
 

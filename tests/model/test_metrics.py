@@ -122,6 +122,26 @@ def test_manipulation_holding_the_asked_object_and_not_reaching_otherwise(human_
     assert unrequested_reach(calm) == 0.0 and math.isnan(grasp_success(calm))
 
 
+def test_voice_distance_grades_the_pitch_error_past_the_octave_where_consistency_stops():
+    from model.metrics import voice_consistency, voice_distance_semitones
+    from model.metrics.identity import identity_pitch
+
+    def sung(semitones: float) -> Exchange:  # identity 1's voice pitch moved by `semitones`, 2 s long
+        t = np.arange(2 * RATE) / RATE
+        wave = (0.1 * np.sin(2 * np.pi * identity_pitch(1) * 2 ** (semitones / 12) * t)).astype(np.float32)
+        return Exchange(human_wave=np.zeros_like(wave), agent_wave=wave, poses=np.tile(rest_pose().numpy(), (48, 1)),
+                        fps=FPS, sample_rate=RATE, identity=1)
+
+    assert voice_distance_semitones(sung(-3)) == pytest.approx(3, abs=0.2)
+    assert voice_consistency(sung(-3)) == pytest.approx(0.75, abs=0.02)
+    far, farther = voice_distance_semitones(sung(13)), voice_distance_semitones(sung(20))
+    assert far == pytest.approx(13, abs=0.2) and farther == pytest.approx(20, abs=0.2)
+    assert voice_consistency(sung(13)) == voice_consistency(sung(20)) == 0.0  # the cliff the distance has not
+    silent = sung(0)
+    silent.agent_wave[:] = 0
+    assert math.isnan(voice_distance_semitones(silent))
+
+
 def test_word_error_rate_counts_errors_per_reference_word():
     assert word_error_rate("Two plus two is four.", "two plus two is four") == 0.0
     assert word_error_rate("two plus two is four", "") == 1.0

@@ -35,7 +35,8 @@ def reward_job(tmp_path, settings, redis_worker_env) -> TrainingJob:
     settings.HER_CHECKPOINT_ROOTS = [roots]
     out = roots / "reward"
     RewardModel.from_agent(load_agent("default")).save_pretrained(out)
-    parent = AgentVariant.objects.create(name=f"parent-{uuid.uuid4().hex[:6]}", checkpoint="default")
+    parent = AgentVariant.objects.create(name=f"parent-{uuid.uuid4().hex[:6]}", checkpoint="default",
+                                         audio_temperature=0.9, diffusion_steps=4)
     return TrainingJob.objects.create(kind=TrainingJob.Kind.REWARD, status=TrainingJob.Status.SUCCEEDED,
                                       output_dir=str(out), base_variant=parent, progress=1.0)
 
@@ -57,6 +58,10 @@ def test_a_ppo_jobs_policy_is_a_variant_a_campaign_pairs_with_its_parent_and_a_w
     assert card["kind"] == "ppo-policy" and card["reward_model"]["path"] == reward_job.output_dir
     assert str(reward_job.pk) in variant.description
     assert (variant.audio_temperature, variant.diffusion_steps) == (parent.audio_temperature, parent.diffusion_steps)
+    # PPO sampled its rollouts as the parent samples its candidates.
+    training = card["training"]
+    assert (training["audio_temperature"], training["visual_temperature"], training["diffusion_steps"],
+            training["top_k"]) == (0.9, parent.visual_temperature, 4, None)
 
     # The same seed on both sides: whatever differs between the two clips comes from the weights.
     candidates = make_candidates(turn_clip("Hello there."), variants=(variant, parent), seed=1234)
