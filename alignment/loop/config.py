@@ -47,21 +47,24 @@ from pathlib import Path
 
 from alignment.simulate import SimulatorConfig, Utility
 
-# The site's dimension -> the metrics (and signs) the simulated annotators judge it by.
+# The site's dimension -> the metrics the simulated annotators judge it by, each with its weight (sign: better up or down).
 JUDGED_BY = {
     "listening": {"turn/listening": 1.0, "turn/talked_over": -1.0},
     "speaking": {"turn/response_rate": 1.0, "lip_sync/correlation": 1.0},
-    "identity": {"identity/voice": 1.0},
+    # The pitch error itself, an octave weighing as much as a whole listening score: the cliffed
+    # identity/voice scores every voice past an octave 0, so two wrong voices tie and teach nothing.
+    "identity": {"identity/voice_distance": -1 / 12},
 }
 OTHER_WEIGHT = 0.3  # the non-focus dimensions count, but a clear gap in the focus decides the overall verdict
 # metric -> (+1 higher is better / -1 lower is better, how much worse the child may get in the metric's units).
 # Graded shares and scores in [0, 1]: 0.05; the lip-sync correlation, in [-1, 1]: 0.1; per-turn yes/no rates:
 # 0.1 (8 of 80 turns); seconds: 0.25 (a quarter of people's 0.2-1 s gap); the motion Frechet distance
-# (~1.5 for the default): 0.25.
-# identity/voice_semitones is signed (0 is right); identity/voice scores its absolute value.
+# (~1.5 for the default): 0.25; the voice's distance from the identity's pitch: 0.6 semitones (0.05 of an octave).
+# identity/voice_semitones is signed (0 is right); identity/voice and identity/voice_distance score its absolute value.
 WORSE_MARGINS = {
     "turn/listening": (1, 0.05), "turn/talked_over": (-1, 0.1), "turn/response_rate": (1, 0.1),
     "turn/latency_s": (-1, 0.25), "lip_sync/correlation": (1, 0.1), "identity/voice": (1, 0.05),
+    "identity/voice_distance": (-1, 0.6),
     "identity/body": (1, 0.05), "manipulation/grasp_success": (1, 0.1), "manipulation/unrequested_reach": (-1, 0.1),
     "intelligibility/wer_domain": (-1, 0.05), "intelligibility/wer_general": (-1, 0.05), "motion/frechet": (-1, 0.25),
 }
@@ -77,7 +80,7 @@ class LoopConfig:
     focus: str = field(default="identity", metadata=_help(
         f"The dimension the simulated annotators care about most (weight 1, the others {OTHER_WEIGHT:g}): "
         f"{', '.join(JUDGED_BY)}."))
-    rounds: int = field(default=32, metadata=_help(
+    rounds: int = field(default=64, metadata=_help(
         "Scenarios (held-out corpus questions 0 .. rounds - 1) of the first campaign: the reward model's pairs."))
     child_rounds: int = field(default=80, metadata=_help(
         "Scenarios of the second campaign (the child against its parent): the questions after the first "
@@ -92,6 +95,9 @@ class LoopConfig:
     temperature: float = field(default=0.05, metadata=_help("Bradley-Terry noise of a careful annotator, utility units."))
     other_temperature: float = field(default=0.7, metadata=_help(
         "Audio and visual temperature of the first campaign's second variant (the first samples at 1.0)."))
+    diffusion_steps: int = field(default=4, metadata=_help(
+        "Denoising steps per video frame of both first-campaign variants; PPO samples as the parent does, and the "
+        "child inherits it."))
     reward_epochs: float = field(default=3.0, metadata=_help("Reward-model job: epochs."))
     reward_learning_rate: float = field(default=3e-4, metadata=_help("Reward-model job: learning rate."))
     reward_batch_size: int = field(default=4, metadata=_help("Reward-model job: pairs per rank per step."))
@@ -112,7 +118,8 @@ class LoopConfig:
 
     def __post_init__(self) -> None:
         for name in ("rounds", "child_rounds", "overlap", "annotators", "parallel", "reward_batch_size", "ppo_steps",
-                     "ppo_batch_size", "ppo_mini_batch_size", "ppo_episode_frames", "ranks", "worker_concurrency"):
+                     "ppo_batch_size", "ppo_mini_batch_size", "ppo_episode_frames", "ranks", "worker_concurrency",
+                     "diffusion_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.overlap > min(20, self.annotators):
@@ -137,8 +144,8 @@ class LoopConfig:
     @property
     def utilities(self) -> dict[str, Utility]:
         """The site's dimension -> the hidden utility the simulated annotators judge it by."""
-        return {name: Utility({metric: sign * (1.0 if name == self.focus else OTHER_WEIGHT)
-                               for metric, sign in metrics.items()}) for name, metrics in JUDGED_BY.items()}
+        return {name: Utility({metric: weight * (1.0 if name == self.focus else OTHER_WEIGHT)
+                               for metric, weight in metrics.items()}) for name, metrics in JUDGED_BY.items()}
 
     def simulator(self, noisy: bool, biased: bool) -> SimulatorConfig:
         """The hidden preferences of one annotator: a pool of one, careful or noisy, leaning left or not."""

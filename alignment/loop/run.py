@@ -98,13 +98,14 @@ class Loop:
 
     # 1 ------------------------------------------------------------------------------------------
     def campaign(self, record: dict) -> None:
-        t = self.config.other_temperature
+        t, steps = self.config.other_temperature, self.config.diffusion_steps
         staff = [{"username": u, "password": p, "role": role} for role, (u, p) in STAFF.items()]
         made = self.setup({
             "users": staff + self.users("sim1"),
-            "variants": [{"name": PARENT, "checkpoint": "default", "description": "The default agent at temperature 1."},
+            "variants": [{"name": PARENT, "checkpoint": "default", "diffusion_steps": steps,
+                          "description": "The default agent at temperature 1."},
                          {"name": OTHER.format(t).replace(".", ""), "checkpoint": "default",
-                          "audio_temperature": t, "visual_temperature": t,
+                          "audio_temperature": t, "visual_temperature": t, "diffusion_steps": steps,
                           "description": f"The default agent at temperature {t:g}."}],
             "campaign": self.campaign_spec(1, "Loop 1: the default agent at two temperatures", PARENT,
                                            OTHER.format(t).replace(".", "")),
