@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from model.agent import AgentModel, Rollout, SamplingParams, make_visual_tokenizer
 from model.agent.inputs import scene_features
 from model.codec import AudioCodec
+from model.data.monologue import decode_text
 from model.motion import IDENTITIES
 from model.render import SceneObject, render_frames
 from model.render.scene import carried_positions
@@ -64,6 +65,12 @@ class AgentResponse:
     @property
     def duration_seconds(self) -> float:
         return len(self.frames) / self.fps
+
+    @property
+    def monologue(self) -> str | None:
+        """The text the agent planned to say (its inner monologue), None for an agent without one."""
+        tokens = self.rollout.text_tokens
+        return None if tokens is None else decode_text(tokens)
 
 
 class Responder:

@@ -15,8 +15,10 @@ from model.agent import Rollout, SamplingParams
 
 _TENSOR_FIELDS = ("audio_tokens", "audio_log_probs", "audio_sampling_log_probs", "audio_sampled", "visual_tokens",
                   "visual_chain", "visual_log_probs", "human_audio", "human_visual", "prompt", "trajectory",
-                  "scene")
+                  "scene", "text_tokens", "text_log_probs", "text_sampling_log_probs")
 FORMAT = "her-rollout-v2"  # v2 added the full-distribution log-probs and per-segment parameters
+# Optional tensors (scene, the monologue's text_*) are absent from files of agents without them,
+# and from files written before them: those load with None.
 _PRESENT_PREFIX = "present."
 
 
@@ -27,6 +29,8 @@ def rollout_to_bytes(rollout: Rollout) -> bytes:
     tensors.update({_PRESENT_PREFIX + name: mask.contiguous() for name, mask in rollout.present.items()})
     if rollout.audio_sampling_log_probs is rollout.audio_log_probs:  # no top-k: store the tensor once
         tensors.pop("audio_sampling_log_probs")
+    if rollout.text_tokens is not None and rollout.text_sampling_log_probs is rollout.text_log_probs:
+        tensors.pop("text_sampling_log_probs")
     metadata = {
         "format": FORMAT,
         "params": json.dumps(dataclasses.asdict(rollout.params)),

@@ -10,6 +10,11 @@ One full forward of G per batch (`AgentModel.forward`), then:
   and the log-density of the recorded x_{t-1}. Policy and reference are evaluated on the same x_t,
   so their per-step KL is a closed-form Gaussian KL (DPOK).
 
+For an agent with the inner monologue (AgentConfig.text_vocab > 0) the text token of frame i is an
+action too, drawn from the same backbone call as the frame's first audio step: its log-probability
+(and entropy) is added to that step's codebook-0 token, at (k = 0, s = iR), so the clipped token
+ratio there is the joint ratio of the pair and the audio KL includes the text's (`fold_text`).
+
 Per-frame sums (`per_frame`) turn these into the T steps GAE runs over.
 """
 
@@ -22,7 +27,7 @@ import torch
 
 from alignment.ppo.core import categorical_entropy, gaussian_log_density
 from model.agent import AgentBatch, AgentModel, AgentOutput, Rollout, SamplingParams
-from model.agent.sampling import audio_log_distribution, pick_log_probs
+from model.agent.sampling import audio_log_distribution, pick_log_probs, text_log_distribution
 
 
 @dataclass
@@ -36,7 +41,7 @@ class RolloutBatch:
         sampled       (B, K, S) bool            positions that hold a sampled code (not filler)
         chains        (B, T, steps + 1, L2, D)  denoising chains from noise to the visual tokens
         recorded_audio, recorded_visual         the log-probs the sampler recorded, (B, K, S) and
-                                                (B, T, steps - 1, L2)
+                                                (B, T, steps - 1, L2); the text's folded into the audio
     """
 
     inputs: AgentBatch
@@ -59,7 +64,9 @@ class RolloutBatch:
             tokens=torch.stack([r.audio_tokens for r in rollouts]),
             sampled=torch.stack([r.audio_sampled for r in rollouts]),
             chains=torch.stack([r.visual_chain for r in rollouts]),
-            recorded_audio=torch.stack([r.audio_log_probs for r in rollouts]),
+            recorded_audio=torch.stack([r.audio_log_probs if r.text_tokens is None else
+                                        fold_text(r.audio_log_probs[None], r.text_log_probs[None])[0]
+                                        for r in rollouts]),
             recorded_visual=torch.stack([r.visual_log_probs for r in rollouts]),
             params=params,
         )
@@ -112,9 +119,23 @@ def evaluate(model: AgentModel, batch: RolloutBatch, with_entropy: bool = True,
     audio = pick_log_probs(log_dist, batch.tokens, batch.sampled)
     entropy = (categorical_entropy(log_dist) * batch.sampled if with_entropy
                else torch.zeros_like(audio))
+    if out.text_logits is not None:
+        text_dist = text_log_distribution(out.text_logits, full_distribution(batch.params), full=True)  # (B, T, V)
+        audio = fold_text(audio, text_dist.gather(-1, batch.inputs.agent_text[..., None])[..., 0])
+        if with_entropy:
+            entropy = fold_text(entropy, categorical_entropy(text_dist))
     mean, log_var = step_distributions(model, out.visual_cond, batch.chains, batch.params.visual_temperature)
     target = batch.chains[:, :, 1:-1]  # (B, T, steps - 1, L2, D): x_{t-1} of every stochastic step
     return PolicyEvaluation(audio, entropy, mean, log_var, gaussian_log_density(target, mean, log_var))
+
+
+def fold_text(audio: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """Audio quantities (B, K, T * R) with the text's (B, T) added at each frame's first codebook-0 step."""
+    b, k, s = audio.shape
+    frames = text.shape[1]
+    at_first = torch.zeros(b, k, frames, s // frames, dtype=audio.dtype, device=audio.device)
+    at_first[:, 0, :, 0] = text
+    return audio + at_first.flatten(2)
 
 
 def step_distributions(model: AgentModel, cond: torch.Tensor, chains: torch.Tensor, temperature: float

@@ -10,11 +10,13 @@ Shapes (B clips, T video frames, R audio frames per video frame, S = T * R agent
     trajectory    (B, T, J * 3)     float  joint velocities wanted for the agent at frame i
     identity      (B,)              long   identity index
     scene         (B, N, F)         float  scene objects (model.agent.inputs.scene_features), if the agent reads them
+    agent_text    (B, T)            long   the agent's monologue token per frame (agents with text_vocab > 0)
 
 Each optional input is None when the whole batch lacks it; `present[name]` ((B,) or (B, T) bools)
 marks which clips or frames have it (for the human's inputs: the human's frames, before the model
-shifts them by one). Whatever is absent becomes that input's learned empty embedding. All clips of
-a batch have the same T: there is no padding.
+shifts them by one). Whatever is absent becomes that input's learned empty embedding. agent_text is
+the agent's own output, not an input: None (or a clip without it) is PAD, "nothing said". All clips
+of a batch have the same T: there is no padding.
 """
 
 from dataclasses import dataclass, field
@@ -38,6 +40,7 @@ class AgentBatch:
     trajectory: torch.Tensor | None = None
     identity: torch.Tensor | None = None
     scene: torch.Tensor | None = None
+    agent_text: torch.Tensor | None = None
     present: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
@@ -80,9 +83,14 @@ class AgentBatch:
             "trajectory": (b, t, config.trajectory_dim),
             "identity": (b,),
             "scene": (b, config.scene_objects, SCENE_FEATURES),
+            "agent_text": (b, t),
         }
         if self.scene is not None and not config.scene_objects:
             raise ValueError("AgentBatch.scene is given but the agent has no scene input (scene_objects = 0)")
+        if self.agent_text is not None and not config.text_vocab:
+            raise ValueError("AgentBatch.agent_text is given but the agent has no text stream (text_vocab = 0)")
+        if _outside(self.agent_text, 0, config.text_vocab):
+            raise ValueError(f"agent_text tokens must lie in [0, {config.text_vocab})")
         for name, shape in expected.items():
             value = getattr(self, name)
             if value is not None and tuple(value.shape) != shape:
@@ -118,6 +126,10 @@ class AgentBatch:
             raise ValueError(f"batches must have the same number of frames, got {sorted(frames)}")
         t = frames.pop()
         fields = {name: torch.cat([getattr(batch, name) for batch in batches]) for name in ("agent_audio", "agent_visual")}
+        texts = [batch.agent_text for batch in batches]
+        if any(text is not None for text in texts):  # a clip without text said nothing: PAD (0)
+            fields["agent_text"] = torch.cat([batch.agent_visual.new_zeros(batch.batch_size, t, dtype=torch.long)
+                                              if text is None else text for batch, text in zip(batches, texts)])
         present = {}
         for name in OPTIONAL_INPUTS:
             values = [getattr(batch, name) for batch in batches]
@@ -152,6 +164,7 @@ class AgentBatch:
             prompt=normal(b, config.prompt_dim),
             trajectory=normal(b, t, config.trajectory_dim),
             identity=codes(b, high=config.num_identities),
+            agent_text=codes(b, t, high=config.text_vocab) if config.text_vocab else None,
         )
         return batch if device is None else batch.to(device)
 
@@ -160,7 +173,7 @@ class AgentBatch:
         def move(value: torch.Tensor | None) -> torch.Tensor | None:
             return None if value is None else value.to(device)
 
-        return AgentBatch(**{name: move(getattr(self, name)) for name in ("agent_audio", "agent_visual", *OPTIONAL_INPUTS)},
+        return AgentBatch(**{name: move(getattr(self, name)) for name in ("agent_audio", "agent_visual", "agent_text", *OPTIONAL_INPUTS)},
                           present={name: mask.to(device) for name, mask in self.present.items()})
 
 

@@ -72,6 +72,11 @@ class AgentConfig:
     # turn_buckets - 2, or "not spoken yet". 0 turns it off (checkpoints written before it).
     turn_buckets: int = 0
     quiet_codes: list[int] = field(default_factory=list)  # the codec's codebook-0 codes of silence
+    # Inner monologue (model.agent.model): the agent also predicts its own text, one token per frame
+    # at the control slot, and frame i's audio steps read frame i's token. text_vocab tokens, 0 the
+    # PAD ("nothing new"); model.data.monologue's characters need 44. 0 turns it off (checkpoints before it).
+    text_vocab: int = 0
+    text_loss_weight: float = 1.0  # weight of the text cross-entropy in the loss
 
     def __post_init__(self) -> None:
         for name in ("num_codebooks", "codebook_size", "audio_frames_per_video_frame", "visual_tokens",
@@ -85,6 +90,8 @@ class AgentConfig:
             raise ValueError(f"AgentConfig.codec_frame_rate must be > 0, got {self.codec_frame_rate}")
         if self.turn_buckets and (self.turn_buckets < 2 or not self.quiet_codes):
             raise ValueError("AgentConfig.turn_buckets must be 0 (off) or >= 2 with quiet_codes given")
+        if self.text_vocab == 1 or self.text_vocab < 0:
+            raise ValueError(f"AgentConfig.text_vocab must be 0 (off) or >= 2 (PAD and a token), got {self.text_vocab}")
         if any(not 0 <= code < self.codebook_size for code in self.quiet_codes):
             raise ValueError(f"AgentConfig.quiet_codes must be codes in [0, {self.codebook_size}), got {self.quiet_codes}")
         if "hidden_size" not in self.backbone:

@@ -58,6 +58,11 @@ class FrameEmbedder(nn.Module):
         self.turn = nn.Embedding(config.turn_buckets, h) if config.turn_buckets else None
         if self.turn is not None:
             nn.init.zeros_(self.turn.weight)
+        # The inner monologue's tokens, added to the audio steps of their frame; zero at first, so an
+        # agent that gains the text stream speaks as before until training uses it.
+        self.text = nn.Embedding(config.text_vocab, h) if config.text_vocab else None
+        if self.text is not None:
+            nn.init.zeros_(self.text.weight)
         self.register_buffer("quiet_codes", torch.tensor(config.quiet_codes, dtype=torch.long), persistent=False)
         self.register_buffer("human_offsets", torch.arange(k) * config.codebook_size, persistent=False)
         self.register_buffer("agent_offsets", torch.arange(k) * (config.codebook_size + 1), persistent=False)
@@ -121,11 +126,21 @@ class FrameEmbedder(nn.Module):
         frames = self.human_codes(codes + self.human_offsets).sum(-2)  # (B, T, R, H)
         return self.human_audio(frames.flatten(-2))  # (B, T, R * H) -> (B, T, H)
 
-    def agent_audio(self, tokens: torch.Tensor, first_slot: int = 1) -> torch.Tensor:
-        """Delayed agent tokens (..., n, K) -> summed codebook embeddings plus slot embeddings (..., n, H)."""
+    def agent_audio(self, tokens: torch.Tensor, first_slot: int = 1, text: torch.Tensor | None = None) -> torch.Tensor:
+        """Delayed agent tokens (..., n, K) -> summed codebook embeddings plus slot embeddings (..., n, H).
+
+        `text` (...) long, the frame's monologue token (agents with text_vocab > 0; None = PAD), is
+        added to every one of the n steps: a frame's audio reads the frame's text.
+        """
         n = tokens.shape[-2]
         summed = self.agent_codes(tokens + self.agent_offsets).sum(-2)  # (..., n, H)
-        return summed + self.slots[first_slot : first_slot + n]
+        summed = summed + self.slots[first_slot : first_slot + n]
+        if self.text is not None:
+            text = torch.zeros(tokens.shape[:-2], dtype=torch.long, device=tokens.device) if text is None else text
+            summed = summed + self.text(text)[..., None, :]
+        elif text is not None:
+            raise ValueError("this agent has no text stream (AgentConfig.text_vocab = 0)")
+        return summed
 
     def visual_queries(self) -> torch.Tensor:
         """The L2 visual slots' inputs (L2, H): learned queries; the tokens come out of these slots."""

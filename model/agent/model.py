@@ -9,6 +9,12 @@ Sequence layout, per video frame i (R audio frames per video frame, L2 visual to
   (each replaced by its learned empty embedding when missing).
 - a_i,r: the agent's delayed audio tokens of step s = iR + r - 1 (summed codebook embeddings).
 - v_i,j: learned queries; their outputs condition the diffusion head for visual token j of frame i.
+- With the inner monologue on (`AgentConfig.text_vocab` > 0), the output at c_i also predicts the
+  agent's text token t_i of frame i (a character or PAD, model.data.monologue), and t_i's embedding
+  is added to the inputs a_i,1 .. a_i,R: frame i's audio reads frame i's text. t_i sees exactly
+  what audio step iR sees (so the text is sampled first, from the same backbone call), and the
+  text of frame i - 1 through a_i-1,r. The training text leads the voice by two frames, so the
+  audio follows a text plan (Moshi's inner monologue).
 
 Under the delay pattern an audio frame is complete K - 1 steps after its first codebook (with
 K = 9 and R = 4: two video frames, 83 ms at 24 fps), the price of one step per K codes.
@@ -20,7 +26,8 @@ calls (c_i, a_i,1 .. a_i,R-1 one by one, then a_i,R with the visual slots), whic
 tiny agent faster than real time on one CPU thread.
 
 Causality, exactly: the audio logits of step s = iR + r depend only on controls of frames <= i,
-human tokens of frames <= i - 1, agent visual tokens of frames <= i - 1 and agent audio steps < s.
+human tokens of frames <= i - 1, agent visual tokens of frames <= i - 1, agent audio steps < s and
+agent text of frames < i, or <= i for r > 0 (the text logits of frame i: those of step iR).
 The visual conditions of frame i depend on the same inputs plus all audio steps of frame i (so lips
 can follow the voice). No output of frame i sees the human's frame i or anything the agent
 produces after it; tests/model/test_agent_model.py checks each clause.
@@ -42,7 +49,13 @@ from model.agent.config import NAMED_CONFIGS, AgentConfig
 from model.agent.diffusion import DiffusionHead
 from model.agent.inputs import FrameEmbedder, turn_buckets
 from model.agent.rollout import Rollout
-from model.agent.sampling import SamplingParams, audio_token_log_probs, masked_logsumexp, quiet_mask
+from model.agent.sampling import (
+    SamplingParams,
+    audio_token_log_probs,
+    masked_logsumexp,
+    quiet_mask,
+    text_token_log_probs,
+)
 from model.agent.session import StreamingSession
 
 # transformers 5 renamed the forward's `past_key_values` to `cache`; accept both spellings.
@@ -54,6 +67,7 @@ _BACKBONE_CONFIG_DROP = ("architectures", "transformers_version", "torch_dtype",
 class AgentOutput:
     audio_logits: torch.Tensor  # (B, S, K, V + 1), S = T * R audio steps
     visual_cond: torch.Tensor  # (B, T, L2, H), the diffusion head's condition per visual token slot
+    text_logits: torch.Tensor | None = None  # (B, T, text_vocab) at the control slots; None without text
 
 
 @dataclass
@@ -68,6 +82,8 @@ class RolloutLogProbs:
     audio: torch.Tensor  # (K, S), 0 where the delay pattern placed the special token
     visual: torch.Tensor  # (T, diffusion_steps - 1, L2), one Gaussian log-density per stochastic step
     audio_sampling: torch.Tensor  # (K, S)
+    text: torch.Tensor | None = None  # (T,) the monologue's tokens, full distribution; None without text
+    text_sampling: torch.Tensor | None = None  # (T,) under the exact sampling distribution
 
 
 class AgentModel(nn.Module):
@@ -86,6 +102,8 @@ class AgentModel(nn.Module):
         self.backbone = backbone
         self.embedder = FrameEmbedder(config)
         self.audio_head = nn.Linear(config.hidden_size, config.num_codebooks * (config.codebook_size + 1))
+        # Only with the text stream: checkpoints of agents without it keep their keys.
+        self.text_head = nn.Linear(config.hidden_size, config.text_vocab) if config.text_vocab else None
         self.diffusion = DiffusionHead(config.visual_token_dim, config.hidden_size, config.diffusion_width,
                                        config.diffusion_depth, config.diffusion_train_steps, config.diffusion_clip_x0)
         # (K, V) codebook 0's quiet codes, or None: sampling keeps their temperature-1 mass (model.agent.sampling).
@@ -151,7 +169,8 @@ class AgentModel(nn.Module):
         control = self.embedder.control(
             torch.arange(t, device=batch.agent_visual.device), b, prompt=batch.prompt, trajectory=batch.trajectory,
             identity=batch.identity, present=present, turn=turn, scene=batch.scene, **shifted)  # (B, T, H)
-        audio = self.embedder.agent_audio(batch.agent_audio.view(b, k, t, r).permute(0, 2, 3, 1))  # (B, T, R, H)
+        audio = self.embedder.agent_audio(batch.agent_audio.view(b, k, t, r).permute(0, 2, 3, 1),  # (B, T, R, H)
+                                          text=batch.agent_text)
         visual = self.embedder.visual_queries().expand(b, t, -1, -1)  # (B, T, L2, H)
         return torch.cat([control[:, :, None], audio, visual], dim=2).flatten(1, 2)  # (B, T * P, H)
 
@@ -164,7 +183,8 @@ class AgentModel(nn.Module):
         r = self.config.audio_frames_per_video_frame
         hidden = self.hidden_states(batch)  # (B, T, P, H)
         logits = self.audio_logits(hidden[:, :, :r]).flatten(1, 2)  # (B, T, R, K, V+1) -> (B, S, K, V+1)
-        return AgentOutput(audio_logits=logits, visual_cond=hidden[:, :, 1 + r:])
+        text = None if self.text_head is None else self.text_head(hidden[:, :, 0])  # (B, T, text_vocab)
+        return AgentOutput(audio_logits=logits, visual_cond=hidden[:, :, 1 + r:], text_logits=text)
 
     def loss(self, batch: AgentBatch, audio_weights: torch.Tensor | None = None, hazard_weight: float = 0.0
              ) -> dict[str, torch.Tensor]:
@@ -173,7 +193,9 @@ class AgentModel(nn.Module):
         `audio_weights` (B, S), optional, weighs each audio step's cross-entropy (a training recipe
         may stress the turn-taking steps); "audio" is then the weighted mean and "audio_mean" the plain one.
         `hazard_weight` adds that multiple of `onset_hazard_loss` (agents with quiet codes only);
-        "hazard" is reported either way (0 without quiet codes).
+        "hazard" is reported either way (0 without quiet codes). With the text stream, "text" is the
+        cross-entropy of the monologue's tokens at every frame (PAD included: when to say the next
+        character is part of the plan), added `text_loss_weight` times; 0 without it.
         """
         out = self(batch)
         targets = batch.agent_audio.transpose(1, 2)  # (B, S, K)
@@ -193,8 +215,15 @@ class AgentModel(nn.Module):
             raise ValueError("hazard_weight needs an agent with quiet codes (AgentConfig.quiet_codes)")
         hazard = (self.onset_hazard_loss(out.audio_logits[:, :, 0], targets[:, :, 0]) if self.audio_quiet is not None
                   else audio.new_zeros(()))
-        total = audio + self.config.diffusion_loss_weight * diffusion + hazard_weight * hazard
-        return {"loss": total, "audio": audio, "diffusion": diffusion, "audio_mean": audio_mean, "hazard": hazard}
+        text = audio.new_zeros(())
+        if out.text_logits is not None:
+            if batch.agent_text is None:
+                raise ValueError("the agent has a text stream (text_vocab > 0) but the batch carries no agent_text")
+            text = F.cross_entropy(out.text_logits.flatten(0, 1), batch.agent_text.flatten())
+        total = (audio + self.config.diffusion_loss_weight * diffusion + hazard_weight * hazard
+                 + self.config.text_loss_weight * text)
+        return {"loss": total, "audio": audio, "diffusion": diffusion, "audio_mean": audio_mean, "hazard": hazard,
+                "text": text}
 
     def onset_hazard_loss(self, logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """The discrete-time survival likelihood of the agent's speech onsets, per at-risk step.
@@ -244,7 +273,8 @@ class AgentModel(nn.Module):
 
     def log_probs(self, rollouts: Rollout | Sequence[Rollout], params: SamplingParams | None = None
                   ) -> RolloutLogProbs:
-        """Recompute rollouts' log-probabilities with one full forward (differentiable, for PPO).
+        """Recompute rollouts' log-probabilities with one full forward (differentiable, for PPO);
+        the monologue's text tokens too, for an agent with the text stream.
 
         Several rollouts (of the same length and number of denoising steps) are scored as one
         batch and the results gain a leading batch dimension. Every frame is scored under the
@@ -259,11 +289,18 @@ class AgentModel(nn.Module):
         per_frame = self.config.audio_frames_per_video_frame
         out = self(AgentBatch.concat([r.to_batch() for r in rollouts]))
         logits = out.audio_logits.transpose(1, 2)  # (B, K, S, V + 1)
-        audio, audio_sampling, temperatures = [], [], []
+        if self.text_head is not None and any(r.text_tokens is None for r in rollouts):
+            raise ValueError("the agent has a text stream but a rollout has no text tokens")
+        audio, audio_sampling, temperatures, text, text_sampling = [], [], [], [], []
         for b, rollout in enumerate(rollouts):
             segments = ([(0, rollout.num_frames, params)] if params is not None else rollout.segments())
-            full, sampling, temperature = [], [], []
+            full, sampling, temperature, text_full, text_picked = [], [], [], [], []
             for start, end, segment_params in segments:
+                if out.text_logits is not None:
+                    pair = text_token_log_probs(out.text_logits[b, start:end], rollout.text_tokens[start:end],
+                                                segment_params)  # 2 x (n,)
+                    text_full.append(pair[0])
+                    text_picked.append(pair[1])
                 steps = slice(start * per_frame, end * per_frame)
                 pair = audio_token_log_probs(logits[b, :, steps], rollout.audio_tokens[:, steps],
                                              rollout.audio_sampled[:, steps], segment_params,
@@ -274,16 +311,23 @@ class AgentModel(nn.Module):
             audio.append(torch.cat(full, dim=1))
             audio_sampling.append(torch.cat(sampling, dim=1))
             temperatures.append(temperature)
+            if out.text_logits is not None:
+                text.append(torch.cat(text_full))
+                text_sampling.append(torch.cat(text_picked))
         chains = torch.stack([r.visual_chain for r in rollouts])  # (B, T, steps + 1, L2, D)
         temperature = torch.tensor(temperatures, device=chains.device)[:, :, None]  # (B, T, 1): per frame
         visual = self.diffusion.chain_log_probs(out.visual_cond,  # (B, T, L2, H)
                                                 chains.transpose(2, 3),  # (B, T, L2, steps + 1, D)
                                                 temperature)  # (B, T, L2, steps - 1)
         result = RolloutLogProbs(audio=torch.stack(audio), visual=visual.transpose(2, 3),  # (B, T, steps - 1, L2)
-                                 audio_sampling=torch.stack(audio_sampling))
+                                 audio_sampling=torch.stack(audio_sampling),
+                                 text=torch.stack(text) if text else None,
+                                 text_sampling=torch.stack(text_sampling) if text else None)
         if single:
             return RolloutLogProbs(audio=result.audio[0], visual=result.visual[0],
-                                   audio_sampling=result.audio_sampling[0])
+                                   audio_sampling=result.audio_sampling[0],
+                                   text=None if result.text is None else result.text[0],
+                                   text_sampling=None if result.text is None else result.text_sampling[0])
         return result
 
     # --- checkpoints ---------------------------------------------------------------------------

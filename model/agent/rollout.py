@@ -23,7 +23,9 @@ class Rollout:
     equal to the former without top-k). visual_tokens (T, L2, D); visual_chain
     (T, steps + 1, L2, D) latents from noise to the tokens; visual_log_probs (T, steps - 1, L2).
     Inputs as in AgentBatch without the batch dimension; `present[name]` (T,) marks the frames of
-    human inputs / trajectory the session actually received.
+    human inputs / trajectory the session actually received. An agent with the text stream also
+    records text_tokens (T,), its monologue (model.data.monologue), and their log-probabilities
+    text_log_probs / text_sampling_log_probs (T,), as for audio; all None without it.
 
     `params` sampled the frames from 0; a rollout continued by a session with other parameters
     lists each continuation in `continued` as (first frame, params), so every frame is scored
@@ -46,10 +48,17 @@ class Rollout:
     present: dict[str, torch.Tensor] = field(default_factory=dict)
     audio_sampling_log_probs: torch.Tensor | None = None  # None: no top-k, the same as audio_log_probs
     continued: tuple[tuple[int, SamplingParams], ...] = ()
+    text_tokens: torch.Tensor | None = None
+    text_log_probs: torch.Tensor | None = None
+    text_sampling_log_probs: torch.Tensor | None = None  # None: no top-k, the same as text_log_probs
 
     def __post_init__(self) -> None:
         if self.audio_sampling_log_probs is None:
             self.audio_sampling_log_probs = self.audio_log_probs
+        if self.text_sampling_log_probs is None:
+            self.text_sampling_log_probs = self.text_log_probs
+        if (self.text_tokens is None) != (self.text_log_probs is None):
+            raise ValueError("a rollout's text tokens and their log-probabilities come together")
         starts = [start for start, _ in self.continued]
         if starts != sorted(set(starts)) or (starts and not (0 < starts[0] and starts[-1] < self.num_frames)):
             raise ValueError(f"continuations must start at increasing frames in (0, {self.num_frames}), got {starts}")
@@ -77,7 +86,7 @@ class Rollout:
         return AgentBatch(
             agent_audio=self.audio_tokens[None], agent_visual=self.visual_tokens[None],
             human_audio=one(self.human_audio), human_visual=one(self.human_visual), prompt=one(self.prompt),
-            trajectory=one(self.trajectory), scene=one(self.scene),
+            trajectory=one(self.trajectory), scene=one(self.scene), agent_text=one(self.text_tokens),
             identity=None if self.identity is None else torch.tensor([self.identity], device=self.audio_tokens.device),
             present={name: mask[None] for name, mask in self.present.items()},
         )

@@ -119,3 +119,29 @@ def sample_categorical(log_dist: torch.Tensor, generator: torch.Generator) -> to
     u = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device) * cdf[:, -1:]  # (N, 1)
     # right=True: the first index whose cdf exceeds u, so zero-probability codes are never drawn.
     return torch.searchsorted(cdf, u, right=True)[:, 0].clamp(max=cdf.shape[-1] - 1)
+
+
+def text_log_distribution(logits: torch.Tensor, params: SamplingParams, full: bool = False) -> torch.Tensor:
+    """Log-probabilities (..., V) of the monologue's sampling distribution from text logits (..., V).
+
+    The audio's temperature and top-k; PAD (token 0, "nothing new") keeps its temperature-1 mass
+    against the characters, as the quiet codes do for codebook 0 (module docstring): the text's
+    onset leads the voice's, so a plainly tempered PAD would silence the agent at T < 1 again.
+    `full` skips the top-k cut (the distribution PPO's ratios and KL use).
+    """
+    pad = torch.zeros(logits.shape[-1], dtype=torch.bool, device=logits.device)
+    pad[0] = True
+    scaled = tempered_log_softmax(logits, params.audio_temperature, pad)
+    if not full and params.top_k is not None and params.top_k < scaled.shape[-1]:
+        kth = scaled.topk(params.top_k, dim=-1).values[..., -1:]
+        scaled = torch.log_softmax(scaled.masked_fill(scaled < kth, float("-inf")), dim=-1)
+    return scaled
+
+
+def text_token_log_probs(logits: torch.Tensor, tokens: torch.Tensor, params: SamplingParams
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(full-distribution, sampling-distribution) log-probabilities of text tokens (...,) under logits (..., V)."""
+    full = text_log_distribution(logits, params, full=True).gather(-1, tokens[..., None])[..., 0]
+    if params.top_k is None or params.top_k >= logits.shape[-1]:
+        return full, full
+    return full, text_log_distribution(logits, params).gather(-1, tokens[..., None])[..., 0]

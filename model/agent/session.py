@@ -22,6 +22,7 @@ from model.agent.sampling import (
     audio_log_distribution,
     pick_log_probs,
     sample_categorical,
+    text_log_distribution,
 )
 
 if TYPE_CHECKING:
@@ -34,7 +35,8 @@ class FrameOutput:
 
     audio_tokens (K, R) delayed tokens of this frame's audio steps; audio_codes (K, n) the audio
     frames completed by them (n = R once K - 1 steps have passed); visual_tokens (L2, D);
-    audio_logits (R, K, V + 1) and visual_cond (L2, H) as the backbone produced them.
+    audio_logits (R, K, V + 1) and visual_cond (L2, H) as the backbone produced them; with the
+    text stream, text_token () the monologue's token of the frame and text_logits (text_vocab,).
     """
 
     index: int
@@ -43,6 +45,8 @@ class FrameOutput:
     visual_tokens: torch.Tensor
     audio_logits: torch.Tensor
     visual_cond: torch.Tensor
+    text_token: torch.Tensor | None = None
+    text_logits: torch.Tensor | None = None
 
 
 class StreamingSession:
@@ -77,6 +81,7 @@ class StreamingSession:
         self._visual_log_probs: list[torch.Tensor] = []
         self._audio_log_probs: list[torch.Tensor] = []  # full distribution at the temperature
         self._audio_sampling_log_probs: list[torch.Tensor] = []  # after the top-k cut
+        self._text: dict[str, list[torch.Tensor]] = {"tokens": [], "log_probs": [], "sampling_log_probs": []}
         self._continued: tuple[tuple[int, SamplingParams], ...] = ()  # see Rollout.continued
         self._first_params = params
         self._received: dict[str, list[torch.Tensor | None]] = {"human_audio": [], "human_visual": [], "trajectory": []}
@@ -112,6 +117,11 @@ class StreamingSession:
         session._visual_tokens = list(rollout.visual_tokens)
         session._chains = list(rollout.visual_chain)
         session._visual_log_probs = list(rollout.visual_log_probs)
+        if model.config.text_vocab:
+            if rollout.text_tokens is None:
+                raise ValueError("the agent has a text stream but the rollout has no text tokens")
+            for name in session._text:
+                session._text[name] = list(getattr(rollout, f"text_{name}"))
         for name in session._received:
             value = getattr(rollout, name)
             present = rollout.present.get(name)
@@ -187,6 +197,16 @@ class StreamingSession:
         )  # (1, 1, H)
         sampled = delay_valid_mask(k, (i + 1) * r, device=self.device)[:, i * r:]  # (K, R): codebook k starts at step k
         hidden = self._backbone(control)
+        text_token = text_logits = None
+        if model.text_head is not None:  # the monologue first: this frame's audio steps read it
+            text_logits = model.text_head(hidden[0, -1])  # (text_vocab,)
+            text_dist = text_log_distribution(text_logits, params)
+            text_token = sample_categorical(text_dist[None], self.generator)[0]
+            self._text["tokens"].append(text_token)
+            self._text["sampling_log_probs"].append(text_dist[text_token])
+            self._text["log_probs"].append(text_log_distribution(text_logits, params, full=True)[text_token]
+                                           if params.top_k is not None and params.top_k < c.text_vocab
+                                           else text_dist[text_token])
         tokens, log_probs, sampling_log_probs, logits = [], [], [], []
         top_k = params.top_k is not None and params.top_k < c.codebook_size
         for slot in range(r):
@@ -201,7 +221,8 @@ class StreamingSession:
                              if top_k else picked)
             tokens.append(token)
             logits.append(step_logits)
-            inputs = model.embedder.agent_audio(token[None, None], first_slot=slot + 1)  # (1, 1, H)
+            inputs = model.embedder.agent_audio(token[None, None], first_slot=slot + 1,
+                                                text=None if text_token is None else text_token[None])  # (1, 1, H)
             if slot == r - 1:  # the visual slots follow the frame's last audio slot in the same call
                 inputs = torch.cat([inputs, model.embedder.visual_queries()[None]], dim=1)  # (1, 1 + L2, H)
             hidden = self._backbone(inputs)
@@ -214,7 +235,7 @@ class StreamingSession:
         self._chains.append(chain)
         self._visual_log_probs.append(visual_log_probs)
         output = FrameOutput(i, audio_tokens, self._completed_codes(audio_tokens), visual,
-                             torch.stack(logits), cond)
+                             torch.stack(logits), cond, text_token, text_logits)
         self._audio_tokens.append(audio_tokens)
         self._visual_tokens.append(visual)
         return output
@@ -249,6 +270,7 @@ class StreamingSession:
             stacked[name] = torch.stack([torch.zeros_like(template) if v is None else v for v in values])
             if not mask.all():
                 present[name] = mask
+        text = {f"text_{name}": torch.stack(values) if values else None for name, values in self._text.items()}
         if stacked["human_audio"] is not None:
             stacked["human_audio"] = stacked["human_audio"].permute(1, 0, 2).flatten(1)  # (T, K, R) -> (K, T * R)
         return Rollout(
@@ -260,5 +282,5 @@ class StreamingSession:
             visual_chain=torch.stack(self._chains),
             visual_log_probs=torch.stack(self._visual_log_probs),
             params=self._first_params, continued=self._continued,
-            prompt=self.prompt, identity=self.identity, scene=self.scene, present=present, **stacked,
+            prompt=self.prompt, identity=self.identity, scene=self.scene, present=present, **stacked, **text,
         )

@@ -25,6 +25,7 @@ from model.agent import AgentBatch, AgentConfig, PoseTokenizer
 from model.agent.inputs import scene_features
 from model.codec import AudioCodec
 from model.data.dialogue import DialogueConfig, generate_clip
+from model.data.monologue import TEXT_VOCAB, text_tokens
 from model.data.store import cached_clips
 from model.render.scene import SceneObject
 from model.text import TextEncoder
@@ -42,6 +43,7 @@ class TrainingClip:
     human_span: tuple[int, int] = (0, 0)  # (first, end) frames of the human's turn
     agent_span: tuple[int, int] = (0, 0)  # (first, end) frames of the agent's answer
     objects: tuple[SceneObject, ...] = ()  # the scene, read by agents with a scene input
+    text: torch.Tensor | None = None  # (T,) the agent's monologue (model.data.monologue), for agents with text
 
     @property
     def num_frames(self) -> int:
@@ -52,7 +54,10 @@ def build_corpus(seeds: range, codec: AudioCodec, text_encoder: TextEncoder, age
                  dialogue_config: DialogueConfig = DialogueConfig(), progress: bool = True,
                  cache: bool = True) -> list[TrainingClip]:
     """The clips of `seeds` as the agent's tokens: read from the corpus cache, generating there only
-    what it lacks (model.data.store.cached_clips), or all generated anew without `cache`."""
+    what it lacks (model.data.store.cached_clips), or all generated anew without `cache`. An agent
+    with the text stream gets each clip's monologue tokens (model.data.monologue.text_tokens)."""
+    if agent_config.text_vocab and agent_config.text_vocab != TEXT_VOCAB:
+        raise ValueError(f"the corpus's monologue has {TEXT_VOCAB} text tokens, the agent {agent_config.text_vocab}")
     poses = PoseTokenizer.for_motion(agent_config.visual_tokens, agent_config.visual_token_dim)
     if cache:
         clips = cached_clips(seeds, codec, dialogue_config, progress)
@@ -63,7 +68,9 @@ def build_corpus(seeds: range, codec: AudioCodec, text_encoder: TextEncoder, age
     embeddings = dict(zip(prompts, text_encoder.encode(prompts)))
     return [TrainingClip(agent_codes=clip.agent_codes, human_codes=clip.human_codes, visual=poses.encode(clip.poses),
                          prompt=embeddings[clip.prompt], identity=clip.identity, human_span=clip.human_span,
-                         agent_span=clip.agent_span, objects=clip.objects) for clip in clips]
+                         agent_span=clip.agent_span, objects=clip.objects,
+                         text=text_tokens(clip, dialogue_config) if agent_config.text_vocab else None)
+            for clip in clips]
 
 
 def window_batch(clips: list[TrainingClip], frames: int, config: AgentConfig,
@@ -82,6 +89,7 @@ def window_batch(clips: list[TrainingClip], frames: int, config: AgentConfig,
         identity=torch.tensor([c.identity for c in clips]),
         scene=torch.stack([scene_features(c.objects, config.scene_objects) for c in clips])
         if config.scene_objects else None,  # (B, N, F)
+        agent_text=torch.stack([_pad_text(c.text, frames) for c in clips]) if config.text_vocab else None,  # (B, T)
     )
     if prompt_present is not None:
         batch.present = {"prompt": prompt_present}
@@ -98,6 +106,13 @@ def turn_weights(clips: list[TrainingClip], frames: int, config: AgentConfig, we
         first, onset = clip.human_span[0], clip.agent_span[0] + round(onset_seconds * config.fps)
         row[first * r: onset * r] = weight
     return weights
+
+
+def _pad_text(text: torch.Tensor | None, length: int) -> torch.Tensor:
+    """A clip's monologue cut or extended with PAD (its tail says nothing) to `length` frames."""
+    if text is None:
+        raise ValueError("the agent has a text stream but the clip carries no text (build_corpus with its config)")
+    return torch.cat([text[:length], text.new_zeros(max(0, length - text.numel()))])
 
 
 def _edge_pad(values: torch.Tensor, length: int, dim: int) -> torch.Tensor:

@@ -31,6 +31,7 @@ from transformers import HfArgumentParser, Trainer, TrainingArguments
 from model.agent import AgentConfig, AgentModel
 from model.codec import AudioCodec, load_codec
 from model.data.dialogue import DialogueConfig
+from model.data.monologue import TEXT_VOCAB
 from model.data.store import cached_clips
 from model.text import load_text_encoder
 from model.train.corpus import ClipCollator, ClipDataset, build_corpus
@@ -63,6 +64,9 @@ class SFTJobArguments:
                                                            "(model.agent.inputs.turn_buckets); 0: as the init has it"})
     scene_objects: int = field(default=0, metadata={"help": "give the agent the scene input with this many object "
                                                             "slots (model.agent.inputs.scene_features); 0: as the init has it"})
+    monologue: bool = field(default=False, metadata={"help": "give the agent the inner monologue, its own text "
+                                                        "stream (AgentConfig.text_vocab, model.data.monologue); "
+                                                        "False: as the init has it"})
     hazard_weight: float = field(default=0.0, metadata={"help": "weight of the onset-hazard loss "
                                                                "(AgentModel.onset_hazard_loss; agents with quiet codes)"})
     ranks: int = field(default=1, metadata={"help": "DeepSpeed ranks (CPU processes) to launch"})
@@ -118,7 +122,8 @@ class SFTObjective(nn.Module):
     def forward(self, batch, audio_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         losses = self.agent.loss(batch, audio_weights, self.hazard_weight)
         if self.stage == "audio":  # the visual loss masked: reported, never trained on
-            losses["loss"] = losses["audio"] + self.hazard_weight * losses["hazard"]
+            losses["loss"] = (losses["audio"] + self.hazard_weight * losses["hazard"]
+                              + self.agent.config.text_loss_weight * losses["text"])
         return losses
 
 
@@ -129,7 +134,8 @@ class SFTTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.can_return_loss = True
         self.label_names = []
-        self._parts = {"audio": [0.0, 0], "audio_mean": [0.0, 0], "diffusion": [0.0, 0], "hazard": [0.0, 0]}
+        self._parts = {"audio": [0.0, 0], "audio_mean": [0.0, 0], "diffusion": [0.0, 0], "hazard": [0.0, 0],
+                       "text": [0.0, 0]}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         losses = model(inputs["batch"], inputs.get("audio_weights"))
@@ -148,13 +154,14 @@ class SFTTrainer(Trainer):
 
 
 def initial_agent(init: str, seed: int, turn_buckets: int = 0, codec: AudioCodec | None = None,
-                  scene_objects: int = 0) -> AgentModel:
+                  scene_objects: int = 0, monologue: bool = False) -> AgentModel:
     """Fresh weights of the tiny configuration (seeded), or a checkpoint's, with the inputs asked for.
 
     Every agent gets the codec's quiet codes (from `codec`; model.agent.sampling, the onset-hazard
-    loss). `turn_buckets` gives the agent the turn feature, `scene_objects` the scene input; a
-    checkpoint without one keeps all its weights and gains the new input's embedding (zero for the
-    turn feature, so it starts out as it was). 0 keeps what the init has.
+    loss). `turn_buckets` gives the agent the turn feature, `scene_objects` the scene input,
+    `monologue` the text stream (model.data.monologue's TEXT_VOCAB); a checkpoint without one keeps
+    all its weights and gains the new part (the turn and text embeddings zero, so it starts out
+    speaking as it was; the text head is new). 0 / False keeps what the init has.
     """
     torch.manual_seed(seed)
     agent = AgentModel(AgentConfig.named(init)) if init == "tiny" else AgentModel.from_pretrained(init)
@@ -171,6 +178,11 @@ def initial_agent(init: str, seed: int, turn_buckets: int = 0, codec: AudioCodec
             raise ValueError(f"{init} already reads {agent.config.scene_objects} scene objects, not {scene_objects}")
         changes["scene_objects"] = scene_objects
         grown_keys |= {"embedder.scene.weight", "embedder.empty.scene"}
+    if monologue and agent.config.text_vocab != TEXT_VOCAB:
+        if agent.config.text_vocab:
+            raise ValueError(f"{init} already has a text stream of {agent.config.text_vocab} tokens, not {TEXT_VOCAB}")
+        changes["text_vocab"] = TEXT_VOCAB
+        grown_keys |= {"embedder.text.weight", "text_head.weight", "text_head.bias"}
     if not changes:
         return agent
     grown = AgentModel(replace(agent.config, **changes))
@@ -197,9 +209,9 @@ def plot_loss(log_history: list[dict], path: Path, title: str) -> Path:
     import matplotlib.pyplot as plt
 
     figure, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
-    for name in ("loss", "loss/audio", "loss/audio_mean", "loss/diffusion", "loss/hazard"):
+    for name in ("loss", "loss/audio", "loss/audio_mean", "loss/diffusion", "loss/hazard", "loss/text"):
         points = [(line["step"], line[name]) for line in log_history if name in line]
-        if points:
+        if any(value > 0 for _, value in points):  # a part the agent lacks (no text stream) logs 0
             ax.plot(*zip(*points), label=name)
     ax.set(title=title, xlabel="step", ylabel="loss", yscale="log")
     ax.legend()
@@ -211,7 +223,7 @@ def plot_loss(log_history: list[dict], path: Path, title: str) -> Path:
 def train(job: SFTJobArguments, args: TrainingArguments) -> dict:
     """Train one stage on this rank; rank 0 writes the agent, its card and loss.png to job.out."""
     codec, text_encoder = load_codec("default"), load_text_encoder("default")
-    agent = initial_agent(job.init, args.seed, job.turn_buckets, codec, job.scene_objects)
+    agent = initial_agent(job.init, args.seed, job.turn_buckets, codec, job.scene_objects, job.monologue)
     main_rank = args.process_index == 0
     clips = build_corpus(range(job.clips), codec, text_encoder, agent.config, progress=main_rank,
                          cache=job.corpus_cache)

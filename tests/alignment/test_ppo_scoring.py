@@ -84,3 +84,23 @@ def test_rollouts_with_other_sampling_parameters_are_refused(agent):
     with pytest.raises(ValueError, match="share their sampling parameters"):
         RolloutBatch.from_rollouts(a + b)
     assert dataclasses.replace(a[0].params, seed=1) == sample(agent, [1])[0].params
+
+
+def test_the_monologues_text_tokens_are_actions_folded_into_their_frames_first_audio_step():
+    torch.manual_seed(0)
+    agent = AgentModel(dataclasses.replace(AgentModel.from_pretrained("debug").config, text_vocab=6)).eval()
+    with torch.no_grad():
+        agent.embedder.text.weight.normal_()
+    rollouts = sample(agent, [0, 1], audio_temperature=0.8)
+    batch = RolloutBatch.from_rollouts(rollouts)
+    r = agent.config.audio_frames_per_video_frame
+    with torch.no_grad():
+        ours, theirs = evaluate(agent, batch), agent.log_probs(rollouts)
+    expected = theirs.audio.clone()
+    expected[:, 0, ::r] += theirs.text
+    torch.testing.assert_close(ours.audio_log_probs, expected)
+    torch.testing.assert_close(ours.audio_log_probs, batch.recorded_audio, atol=1e-4, rtol=1e-4)
+    assert (ours.audio_entropy[:, 0, ::r] > ours.audio_entropy[:, 1, ::r]).all()  # the text's entropy added there
+    # Per frame, the policy's log-probability is the audio's plus the text's.
+    audio_t, _ = per_frame(ours.audio_log_probs, ours.visual_log_probs, r)
+    torch.testing.assert_close(audio_t, per_frame(theirs.audio, theirs.visual, r)[0] + theirs.text)

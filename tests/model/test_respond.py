@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from model.agent import AgentConfig, AgentModel, DCTPixelTokenizer, PoseTokenizer
+from model.agent import AgentConfig, AgentModel, DCTPixelTokenizer, PoseTokenizer, SamplingParams
 from model.codec.dac import DACCodec
+from model.data.monologue import TEXT_VOCAB, decode_text
 from model.motion import IDENTITIES, rest_pose
 from model.render import render_frames
-from model.respond import Responder
+from model.respond import Responder, ResponseConfig
 from model.text import load_text_encoder
 
 
@@ -91,3 +92,20 @@ def test_pixel_tokens_become_frames_of_the_response_size(default_codec):
     error = np.abs(frames.astype(int) - picture.astype(int)).mean()
     flat = np.abs(picture.mean() - picture.astype(float)).mean()
     assert error < 0.4 * flat, (error, flat)
+
+
+def test_a_response_exposes_the_agents_inner_monologue_when_it_has_one(default_codec):
+    torch.manual_seed(0)
+    small = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+             "num_key_value_heads": 1, "vocab_size": 1, "max_position_embeddings": 4096}
+    wave = np.zeros(default_codec.sample_rate // 4, dtype=np.float32)
+    for text_vocab in (TEXT_VOCAB, 0):
+        agent = AgentModel(AgentConfig(backbone=small, diffusion_width=32, diffusion_depth=1, text_vocab=text_vocab))
+        responder = Responder(agent, default_codec, load_text_encoder("default"),
+                              ResponseConfig(response_seconds=0.25, width=64, height=64))
+        response = responder.respond(wave, "", 0, (), SamplingParams(seed=1, diffusion_steps=2))
+        if text_vocab:
+            assert response.rollout.text_tokens.shape == (response.rollout.num_frames,)
+            assert response.monologue == decode_text(response.rollout.text_tokens) and response.monologue
+        else:
+            assert response.monologue is None
