@@ -1,6 +1,7 @@
 """Evaluate an agent checkpoint: its behaviour metrics on held-out corpus turns, beside a random agent and the corpus.
 
-    python -m model.evaluate CHECKPOINT [--samples N] [--temperatures 0.7 1.0] [--seed S] [--out DIR]
+    python -m model.evaluate CHECKPOINT [--samples N] [--manipulation-samples M] [--temperatures 0.7 1.0]
+                             [--seed S] [--out DIR]
 
 Why this exists: every claim about an agent (its card, a PPO run, the playground) quotes one table:
 metric x (this checkpoint at each temperature | a randomly initialised agent of the same
@@ -11,7 +12,9 @@ Turns: held-out turn j is the synthetic corpus's clip of seed HELDOUT_SEED + j (
 seeds from 0: model.train, model.train_default), cut where the human's question ends; the agent
 answers as model.respond does (listening through the turn, then ``response_seconds`` more). Sample
 j at temperature T is drawn with sampling seed ``seed + j``, the random agent's weights from
-``seed``: the same arguments give the same table.
+``seed``: the same arguments give the same table. After turns 0 .. N - 1 come the next M held-out
+turns that ask for an object in the scene ("pick up the red cup"), so grasp success has turns to be
+measured on (about one clip in eight asks).
 
 A column is the mean over its exchanges of each model.metrics.suite metric that applies (NaN left
 out), except: turn latency, reported as its distribution (median, p10, p90 over answered turns);
@@ -40,6 +43,7 @@ from tqdm import tqdm
 from model.agent import AgentConfig, AgentModel, Rollout, SamplingParams
 from model.codec import AudioCodec, load_codec
 from model.data.dialogue import DialogueClip, DialogueConfig, corpus_answers, generate_clip
+from model.data.store import cached_clips
 from model.metrics import (
     Exchange,
     ExchangeScore,
@@ -50,6 +54,7 @@ from model.metrics import (
     exchange_from_rollout,
     frechet_distance,
     latency_summary,
+    requested_object,
     score_exchange,
     word_error_rate,
 )
@@ -61,6 +66,7 @@ from model.zoo import load_agent
 
 HELDOUT_SEED = 1_000_000  # corpus seeds from here on are never trained on
 MOTION_REFERENCE_CLIPS = 16  # training-corpus clips whose frames are the motion Frechet reference
+MAX_MANIPULATION_SAMPLES = 32  # about 12% of held-out clips ask for an object: ~270 clips searched
 RECOGNIZERS = ("domain", "general")  # pocketsphinx with the in-domain LM (built from the answers) and its own
 # The evaluation never looks at pixels: the smallest render the responder allows keeps sampling cheap.
 EVALUATION_RESPONSE = ResponseConfig(width=64, height=64)
@@ -71,6 +77,9 @@ class EvaluationConfig:
     """What an evaluation samples."""
 
     samples: int = 8  # held-out turns per temperature and agent (pooled WER over 8 answers is already telling)
+    # Held-out turns that ask for an object in the scene, after the first `samples` (12% of clips do, so
+    # the first turns rarely hold one): the rows grasp success is measured on.
+    manipulation_samples: int = 4
     temperatures: tuple[float, ...] = (0.7, 1.0)  # the simulated loop's first pair (alignment.loop)
     seed: int = 0  # sampling seeds seed + j, and the random agent's weights
     top_k: int | None = None  # the shipped variants sample from the full distribution
@@ -81,6 +90,9 @@ class EvaluationConfig:
     def __post_init__(self) -> None:
         if self.samples < 1:
             raise ValueError(f"samples must be >= 1, got {self.samples}")
+        if not 0 <= self.manipulation_samples <= MAX_MANIPULATION_SAMPLES:
+            raise ValueError(f"manipulation_samples must lie in [0, {MAX_MANIPULATION_SAMPLES}], "
+                             f"got {self.manipulation_samples}")
         if not self.temperatures or not all(t > 0 for t in self.temperatures):
             raise ValueError(f"temperatures must be one or more numbers > 0, got {self.temperatures}")
         if len(set(self.temperatures)) != len(self.temperatures):
@@ -107,6 +119,21 @@ def heldout_clip(index: int, codec: AudioCodec) -> DialogueClip:
     if index < 0:
         raise ValueError(f"held-out turn indices start at 0, got {index}")
     return generate_clip(HELDOUT_SEED + index, codec)
+
+
+def evaluation_clips(config: EvaluationConfig, codec: AudioCodec) -> dict[int, DialogueClip]:
+    """Held-out index -> clip of the turns an evaluation samples: 0 .. samples - 1, then the next
+    `manipulation_samples` indices whose prompt asks for an object in the scene. The clips come
+    through the corpus cache (model.data.store.cached_clips), so the search is paid once per machine."""
+    clips = dict(enumerate(cached_clips([HELDOUT_SEED + j for j in range(config.samples)], codec, progress=False)))
+    found, start = 0, config.samples
+    while found < config.manipulation_samples:
+        chunk = range(start, start + 16)
+        for j, clip in zip(chunk, cached_clips([HELDOUT_SEED + j for j in chunk], codec, progress=False)):
+            if found < config.manipulation_samples and requested_object(clip.prompt, clip.objects) is not None:
+                clips[j], found = clip, found + 1
+        start = chunk.stop
+    return clips
 
 
 def heldout_turn(index: int, codec: AudioCodec, clip: DialogueClip | None = None) -> Turn:
@@ -259,24 +286,24 @@ class Evaluation:
 def evaluate(checkpoint: str, config: EvaluationConfig = EvaluationConfig(), out: Path | None = None,
              progress: bool = True) -> Evaluation:
     """Sample and score `checkpoint`, a random agent of its configuration and the corpus clips on
-    `config.samples` held-out turns; with `out`, write table.json, table.png and the rollouts there."""
+    `evaluation_clips`' held-out turns; with `out`, write table.json, table.png and the rollouts there."""
     codec = load_codec("default")
     agent = open_checkpoint(checkpoint, codec)  # before the kit: a bad checkpoint fails in a second
     kit = load_kit(config.motion_reference_clips)
     agents = {"checkpoint": agent, "random": random_agent(agent.config, config.seed)}
     response = ResponseConfig(response_seconds=config.response_seconds, width=EVALUATION_RESPONSE.width,
                               height=EVALUATION_RESPONSE.height)
-    clips = [heldout_clip(j, kit.codec) for j in range(config.samples)]
-    turns = [heldout_turn(j, kit.codec, clip) for j, clip in enumerate(clips)]
+    clips = evaluation_clips(config, kit.codec)
+    turns = {j: heldout_turn(j, kit.codec, clip) for j, clip in clips.items()}
     columns: dict[str, tuple[list[Exchange], list[ExchangeScore]]] = {}
     evaluation = Evaluation(checkpoint, config, table={})
-    bar = tqdm(total=(len(agents) * len(config.temperatures) + 2) * config.samples, desc="evaluate",
+    bar = tqdm(total=(len(agents) * len(config.temperatures) + 2) * len(turns), desc="evaluate",
                disable=not progress)
     for name, model in agents.items():
         for temperature in config.temperatures:
             column = f"{name}@{temperature:g}"
             exchanges, scores = columns.setdefault(column, ([], []))
-            for j, turn in enumerate(turns):
+            for j, turn in turns.items():
                 seed = config.seed + j
                 sample = sample_and_score(model, turn, temperature, seed, kit, top_k=config.top_k,
                                           diffusion_steps=config.diffusion_steps, response=response)
@@ -293,7 +320,7 @@ def evaluate(checkpoint: str, config: EvaluationConfig = EvaluationConfig(), out
                 bar.update()
     for column, voice in (("corpus", None), ("corpus_codec", kit.codec)):
         exchanges, scores = columns.setdefault(column, ([], []))
-        for j, clip in enumerate(clips):
+        for j, clip in clips.items():
             exchange = exchange_from_clip(clip, voice)
             score = score_exchange(exchange, kit.recognizers, kit.motion_reference)
             exchanges.append(exchange)
@@ -365,7 +392,9 @@ def plot_table(evaluation: Evaluation, path: Path) -> Path:
         axis.tick_params(axis="y", labelsize=7)
     for axis in axes.flat[len(metrics):]:
         axis.axis("off")
-    fig.suptitle(f"{evaluation.checkpoint}: {evaluation.config.samples} held-out turns per column", fontsize=10)
+    c = evaluation.config
+    fig.suptitle(f"{evaluation.checkpoint}: {c.samples} held-out turns per column + {c.manipulation_samples} "
+                 "asking for an object", fontsize=10)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
@@ -391,6 +420,8 @@ def main(argv: list[str] | None = None) -> Evaluation:
     parser = argparse.ArgumentParser(prog="python -m model.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", help="'default' or an agent checkpoint directory")
     parser.add_argument("--samples", type=int, default=defaults.samples, help="held-out turns per column")
+    parser.add_argument("--manipulation-samples", type=int, default=defaults.manipulation_samples,
+                        help="more held-out turns, each asking for an object in the scene (grasp success)")
     parser.add_argument("--temperatures", type=float, nargs="+", default=list(defaults.temperatures))
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--top-k", type=int, default=None, help="sample from the k most likely codes (default: all)")
@@ -401,7 +432,8 @@ def main(argv: list[str] | None = None) -> Evaluation:
                                                  "(default: evaluation/<checkpoint name>)")
     args = parser.parse_args(argv)
     try:
-        config = EvaluationConfig(samples=args.samples, temperatures=tuple(args.temperatures), seed=args.seed,
+        config = EvaluationConfig(samples=args.samples, manipulation_samples=args.manipulation_samples,
+                                  temperatures=tuple(args.temperatures), seed=args.seed,
                                   top_k=args.top_k, diffusion_steps=args.diffusion_steps,
                                   response_seconds=args.response_seconds,
                                   motion_reference_clips=args.motion_reference_clips)

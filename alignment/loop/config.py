@@ -1,30 +1,28 @@
 """LoopConfig: every size and setting of one RLHF iteration, validated when the run starts.
 
-The defaults finish well under an hour on 2 CPU cores; the flags of ``python -m alignment.loop``
-(one per field) scale them up. Why these defaults (the run of 2 Dec failed its claim with 12
-votes, 10 PPO steps at lr 1e-5 on 1 rank, 48-frame episodes, and the parent already listening at
-0.987 on the focus, listening):
+The defaults finish in about an hour on 2 CPU cores; the flags of ``python -m alignment.loop``
+(one per field) scale them up. Why these defaults (docs/loop/ has the runs they come from):
 
 - The annotators' hidden preferences: each site dimension has a fixed utility (``JUDGED_BY``);
   the ``focus`` dimension weighs 1, the others ``OTHER_WEIGHT``, and the overall verdict (the
   reward model's ``overall`` head, the one PPO maximises) is their sum. A focus the parent
-  already saturates cannot show a win (a tie counts half), so the focus is identity: the agent
-  speaking at its identity's pitch (identity/voice). The shipped default (3 Dec: the weights of
-  before with the codec's quiet codes; the loop's parent samples it at temperature 1, where the
-  quiet codes change nothing) listens almost perfectly (listening 0.987, n=12, in the run of 2
-  Dec; 0.94-1.0 on held-out turns 0-3, never talking over), but its voice scores 0.55 (n=10)
-  there and 0, 0, 0.59 and 0.93 on turns 0-3 (two of them more than an octave off): room to move, on a graded score two clips rarely tie on. The run of
-  2 Dec, 10 PPO steps at lr 1e-5, already moved it (+0.010 [0.001, 0.019], identity win rate 0.70
-  on 10 votes). Listening, the focus until then, is what docs/experiments/ppo moved (0.621 ->
-  0.740) on turns where the agent still talked over the human. The report prints the parent's
-  level on the focus's metrics; ``--focus listening`` or ``--focus speaking`` picks another.
-- The reward-model and PPO jobs take the experiment's settings (reward: lr 3e-4, 4 pairs per rank,
-  3 epochs; PPO: 32 steps, lr 4e-5, beta 0.01, 4 rollouts per rank, 2 ranks, temperature 1) on
-  the first campaign's 32 pairs. PPO's episodes are 96 frames (4 s from the turn's start): the
-  reward model was trained on whole clips (the turn plus 4 s), and the voice it should judge is
-  the answer's, which 96 frames hold the start of for most held-out turns (questions: median
-  2.7 s, 90% under 4.7 s); every stored clip is at least that long, so no prompt is refused.
-  Longer episodes cost PPO time in proportion.
+  already saturates cannot show a win (a tie counts half): the default agents listen almost
+  perfectly (0.976-0.987 in the runs of 2 and 3 Dec), so the focus is identity, the agent speaking
+  at its identity's pitch. It is judged by the pitch distance in semitones
+  (``identity/voice_distance``, an octave weighing 1), not by ``identity/voice``, which scores every
+  voice past an octave 0: in the run of 3 Dec most pairs of that score tied, the reward model's
+  identity head learnt little and PPO's reward stayed flat. ``--focus listening`` or ``--focus
+  speaking`` picks another; the report prints the parent's level on the focus's metrics.
+- The reward-model and PPO jobs take the PPO experiment's settings (reward: lr 3e-4, 4 pairs per
+  rank, 3 epochs; PPO: 32 steps, lr 4e-5, beta 0.01, 4 rollouts per rank, 2 ranks) on the first
+  campaign's 64 pairs (the experiment's reward model reached 0.72 held-out accuracy on 48; 32 gave
+  0.50 on 3 Dec). Both first-campaign variants denoise in 4 steps (``diffusion_steps``), so PPO
+  does too (it samples as its base variant) and so does the child: the diffusion-step KL, 380 of the
+  388 nats of the run of 3 Dec at 10 steps, scales with the steps trained. PPO's episodes are
+  96 frames (4 s from the turn's start): the reward model was trained on whole clips (the turn plus
+  4 s), and the voice it should judge is the answer's, which 96 frames hold the start of for most
+  held-out turns (questions: median 2.7 s, 90% under 4.7 s); every stored clip is at least that
+  long, so no prompt is refused. Longer episodes cost PPO time in proportion.
 - Power: the second campaign's win rate is a Wilson interval, which counts its votes as
   independent. Each vote is a different held-out question (the questions after the first
   campaign's, which neither the reward model nor PPO saw), answered by freshly sampled clips of

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -19,10 +20,11 @@ from model.evaluate import (
     sample_and_score,
     score_rollout,
 )
-from model.metrics import MotionStatistics, frechet_distance, word_error_rate
+from model.metrics import MotionStatistics, frechet_distance, requested_object, word_error_rate
 from model.rollout_store import rollout_from_bytes
 
-CONFIG = EvaluationConfig(samples=1, temperatures=(1.0,), response_seconds=0.25, motion_reference_clips=1)
+CONFIG = EvaluationConfig(samples=1, manipulation_samples=1, temperatures=(1.0,), response_seconds=0.25,
+                          motion_reference_clips=1)
 COLUMNS = ["checkpoint@1", "random@1", "corpus", "corpus_codec"]
 
 
@@ -34,7 +36,7 @@ def checkpoint(micro_checkpoint):
 @pytest.fixture(scope="module")
 def evaluated(checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("evaluation")
-    main([str(checkpoint), "--samples", "1", "--temperatures", "1.0", "--response-seconds", "0.25",
+    main([str(checkpoint), "--samples", "1", "--manipulation-samples", "1", "--temperatures", "1.0", "--response-seconds", "0.25",
           "--motion-reference-clips", "1", "--out", str(out)])
     return out, json.loads((out / "table.json").read_text())
 
@@ -45,29 +47,43 @@ def test_the_table_is_what_the_metrics_say_of_the_written_rollouts(evaluated):
     assert report["columns"] == COLUMNS
     assert (out / "table.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table, kit = report["table"], load_kit(CONFIG.motion_reference_clips)
-    turn = heldout_turn(0, kit.codec)
+    # Turn 0, then the first held-out turn after it that asks for an object in the scene.
+    turns = sorted({s["turn"] for s in report["samples"]})
+    assert len(turns) == 2 and turns[0] == 0
+    heldout = {j: heldout_turn(j, kit.codec) for j in range(turns[1] + 1)}
+    assert [j for j, t in heldout.items() if requested_object(t.prompt, t.objects) is not None][-1:] == [turns[1]]
+    assert all(requested_object(heldout[j].prompt, heldout[j].objects) is None for j in range(1, turns[1]))
     tokens = {}
     for column in ("checkpoint@1", "random@1"):
-        (row,) = [s for s in report["samples"] if s["column"] == column]
-        rollout = rollout_from_bytes((out / row["rollout"]).read_bytes())
-        tokens[column] = rollout.audio_tokens
-        assert rollout.params.seed == 0 and rollout.params.audio_temperature == 1.0
-        exchange, score = score_rollout(rollout, turn, kit, fps=24)
-        expected = {name: value for name, value in score.metrics.items()
+        rows = {s["turn"]: s for s in report["samples"] if s["column"] == column}
+        scored = []
+        for j in turns:
+            rollout = rollout_from_bytes((out / rows[j]["rollout"]).read_bytes())
+            assert rollout.params.seed == j and rollout.params.audio_temperature == 1.0
+            scored.append(score_rollout(rollout, heldout[j], kit, fps=24))
+            tokens.setdefault(column, rollout.audio_tokens)
+        metrics = [score.metrics for _, score in scored]
+        assert not math.isnan(metrics[1]["manipulation/grasp_success"])  # the turn that asks is scored on it
+        expected = {name: np.nanmean([m[name] for m in metrics]) if any(not math.isnan(m[name]) for m in metrics)
+                    else math.nan for name in metrics[0]
                     if not name.startswith(("intelligibility/", "motion/")) and name != "turn/latency_s"}
-        expected["turn/latency_median_s"] = score.metrics["turn/latency_s"]
+        latencies = [m["turn/latency_s"] for m in metrics if not math.isnan(m["turn/latency_s"])]
+        expected["turn/latency_median_s"] = float(np.median(latencies)) if latencies else math.nan
         for kind in ("domain", "general"):
-            expected[f"intelligibility/wer_{kind}"] = word_error_rate(turn.answer, score.transcripts[kind])
-            expected[f"intelligibility/heard_{kind}"] = float(bool(score.transcripts[kind]))
-        expected["motion/frechet"] = frechet_distance(MotionStatistics.of([exchange.poses], 24), kit.motion_reference)
+            heard = [score.transcripts[kind] for _, score in scored]
+            expected[f"intelligibility/wer_{kind}"] = word_error_rate([heldout[j].answer for j in turns], heard)
+            expected[f"intelligibility/heard_{kind}"] = float(np.mean([bool(h) for h in heard]))
+        expected["motion/frechet"] = frechet_distance(
+            MotionStatistics.of([exchange.poses for exchange, _ in scored], 24), kit.motion_reference)
         for name, value in expected.items():
             shown = table[name][column]
             assert (shown is None) if math.isnan(value) else shown == pytest.approx(value, rel=1e-6), (column, name)
-        assert table["motion/diversity"][column] is None  # one sample: no pairs
+        assert table["motion/diversity"][column] is not None  # two samples: one pair
     assert not torch.equal(tokens["checkpoint@1"], tokens["random@1"])
     # The ceilings: the corpus's own clips answer, in time, without talking over the question.
     for column in ("corpus", "corpus_codec"):
         assert table["turn/response_rate"][column] == 1.0 and table["turn/talked_over"][column] == 0.0
+        assert table["manipulation/grasp_success"][column] == 1.0
         assert table["intelligibility/wer_domain"][column] < 1.0
 
 
@@ -76,7 +92,7 @@ def test_sample_and_score_is_the_evaluation_loop_and_is_deterministic(checkpoint
     out, report = evaluated
     agent, kit = AgentModel.from_pretrained(str(checkpoint)), load_kit(CONFIG.motion_reference_clips)
     turn = heldout_turn(0, kit.codec)
-    (row,) = [s for s in report["samples"] if s["column"] == "checkpoint@1"]
+    (row,) = [s for s in report["samples"] if s["column"] == "checkpoint@1" and s["turn"] == 0]
     written = rollout_from_bytes((out / row["rollout"]).read_bytes())
     from model.respond import ResponseConfig
 
