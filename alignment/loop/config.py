@@ -7,18 +7,20 @@ The defaults finish in about an hour on 2 CPU cores; the flags of ``python -m al
   the ``focus`` dimension weighs 1, the others ``OTHER_WEIGHT``, and the overall verdict (the
   reward model's ``overall`` head, the one PPO maximises) is their sum. A focus the parent
   already saturates cannot show a win (a tie counts half): the default agents listen almost
-  perfectly (0.976-0.987 in the runs of 2 and 3 Dec), so the focus is identity, the agent speaking
+  perfectly (0.976-0.987 in the earlier runs), so the focus is identity, the agent speaking
   at its identity's pitch. It is judged by the pitch distance in semitones
   (``identity/voice_distance``, an octave weighing 1), not by ``identity/voice``, which scores every
-  voice past an octave 0: in the run of 3 Dec most pairs of that score tied, the reward model's
+  voice past an octave 0: in the run at 9151a28 most pairs of that score tied, the reward model's
   identity head learnt little and PPO's reward stayed flat. ``--focus listening`` or ``--focus
   speaking`` picks another; the report prints the parent's level on the focus's metrics.
 - The reward-model and PPO jobs take the PPO experiment's settings (reward: lr 3e-4, 4 pairs per
   rank, 3 epochs; PPO: 32 steps, lr 4e-5, beta 0.01, 4 rollouts per rank, 2 ranks) on the first
   campaign's 64 pairs (the experiment's reward model reached 0.72 held-out accuracy on 48; 32 gave
-  0.50 on 3 Dec). Both first-campaign variants denoise in 4 steps (``diffusion_steps``), so PPO
-  does too (it samples as its base variant) and so does the child: the diffusion-step KL, 380 of the
-  388 nats of the run of 3 Dec at 10 steps, scales with the steps trained. PPO's episodes are
+  0.50 at 9151a28). Both first-campaign variants denoise in 10 steps (``diffusion_steps``), and PPO
+  samples as its base variant, so the child does too. 4 steps cut the diffusion-step KL (146 nats
+  against 388 in the run at 9151a28) but break the default agent: its motion explodes (Frechet ~2e4
+  against ~1) and, fed back as its own visual input, makes it talk over 98% of the turns
+  (docs/loop/report.md). PPO's episodes are
   96 frames (4 s from the turn's start): the reward model was trained on whole clips (the turn plus
   4 s), and the voice it should judge is the answer's, which 96 frames hold the start of for most
   held-out turns (questions: median 2.7 s, 90% under 4.7 s); every stored clip is at least that
@@ -93,9 +95,9 @@ class LoopConfig:
     temperature: float = field(default=0.05, metadata=_help("Bradley-Terry noise of a careful annotator, utility units."))
     other_temperature: float = field(default=0.7, metadata=_help(
         "Audio and visual temperature of the first campaign's second variant (the first samples at 1.0)."))
-    diffusion_steps: int = field(default=4, metadata=_help(
+    diffusion_steps: int = field(default=10, metadata=_help(
         "Denoising steps per video frame of both first-campaign variants; PPO samples as the parent does, and the "
-        "child inherits it."))
+        "child inherits it. Fewer break the default agent (4: motion Frechet ~2e4, talking over 98% of turns)."))
     reward_epochs: float = field(default=3.0, metadata=_help("Reward-model job: epochs."))
     reward_learning_rate: float = field(default=3e-4, metadata=_help("Reward-model job: learning rate."))
     reward_batch_size: int = field(default=4, metadata=_help("Reward-model job: pairs per rank per step."))
