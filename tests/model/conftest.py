@@ -51,3 +51,13 @@ def micro_checkpoint(tmp_path_factory):
                                    "max_position_embeddings": 4096},
                          diffusion_width=32, diffusion_depth=1, diffusion_train_steps=100)
     return AgentModel(config).save_pretrained(tmp_path_factory.mktemp("agent") / "tiny")
+
+
+def overfit(model: AgentModel, batch, steps: int, lr: float = 3e-3) -> None:
+    """`steps` AdamW steps of `model`'s total loss on one batch: the tests' "does it learn" loop."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    for _ in range(steps):
+        loss = model.loss(batch)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()

@@ -16,6 +16,7 @@ from model.rollout_store import rollout_from_bytes, rollout_to_bytes
 from model.text import load_text_encoder
 from model.train.corpus import ClipCollator, build_corpus
 from model.train.sft import initial_agent
+from tests.model.conftest import overfit
 
 FRAMES = 6
 OLD_ROLLOUT = Path(__file__).parent / "data" / "rollout_v2_debug.safetensors"  # written before the text stream
@@ -218,12 +219,7 @@ def test_the_loss_has_the_text_cross_entropy_and_a_few_steps_on_one_clip_lower_i
         model(batch).text_logits[0], batch.agent_text[0]))
     with pytest.raises(ValueError, match="carries no agent_text"):
         model.loss(dataclasses.replace(batch, agent_text=None))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(25):
-        loss = model.loss(batch)["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    overfit(model, batch, 25)
     with torch.no_grad():
         after = model.loss(batch)["text"]
     assert after < 0.5 * losses["text"], (losses["text"], after)

@@ -2,6 +2,7 @@ import torch
 
 from model.agent import AgentBatch, AgentConfig, AgentModel
 from model.agent.delay_pattern import delay_valid_mask
+from tests.model.conftest import overfit
 
 
 def _batch(config: AgentConfig) -> AgentBatch:
@@ -46,12 +47,7 @@ def test_fifty_steps_lower_both_losses_and_train_every_used_parameter():
     batch = _batch(model.config)
     before = _losses(model, batch)
     initial = {name: p.detach().clone() for name, p in model.named_parameters()}
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(50):
-        loss = model.loss(batch)["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    overfit(model, batch, 50)
     after = _losses(model, batch)
     assert after["audio"] < 0.5 * before["audio"], (before, after)
     assert after["diffusion"] < 0.8 * before["diffusion"], (before, after)
